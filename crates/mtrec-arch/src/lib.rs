@@ -1,0 +1,21 @@
+//! The model zoo: every multi-task architecture behind one [`MultiTaskModel`] trait.
+//!
+//! One file per architecture, one [`ArchConfig`] enum naming them all (the `[model]` section of
+//! an experiment config), one [`build`] turning a config and the data's feature layout into a
+//! [`Model`]. The engine only sees the trait, so a new architecture is a new file, a new enum
+//! variant and a new match arm here: nothing in the training loop changes.
+
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod moe;
+pub mod shared_bottom;
+pub mod single_task;
+
+pub use config::{ArchConfig, EmbeddingConfig, MoeConfig, SharedBottomConfig, SingleTaskConfig};
+pub use error::ArchError;
+pub use model::{Model, ModelOutput, MultiTaskModel, build};
+pub use moe::Moe;
+pub use mtrec_nn::ModelInput;
+pub use shared_bottom::SharedBottom;
+pub use single_task::SingleTask;

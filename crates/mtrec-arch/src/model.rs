@@ -1,0 +1,127 @@
+//! The model trait the engine trains, and the enum that holds any architecture.
+
+use burn::module::Module;
+use burn::prelude::*;
+use mtrec_data::FeatureMeta;
+use mtrec_nn::{FeatureEmbeddingConfig, ModelInput};
+
+use crate::{
+    ArchConfig, ArchError, EmbeddingConfig, Moe, SharedBottom, SingleTask, moe::MoeKind,
+};
+
+/// What a forward pass returns.
+#[derive(Debug, Clone)]
+pub struct ModelOutput {
+    /// `[B, T]`: a logit per binary task, a value per regression task.
+    pub outputs: Tensor<2>,
+    /// An architecture's own penalty added to the training loss (e.g. L2-Constrained's
+    /// parameter distance); `None` for most models.
+    pub aux_loss: Option<Tensor<1>>,
+}
+
+/// The contract between architectures and the engine: the model returns raw outputs, the
+/// engine owns the losses (torchrec's split), so weighting schemes combine with any model.
+pub trait MultiTaskModel {
+    fn forward(&self, input: &ModelInput) -> ModelOutput;
+    fn n_tasks(&self) -> usize;
+}
+
+/// Any architecture of the zoo, as one burn module (so one save/load path).
+#[derive(Module, Debug)]
+pub enum Model {
+    SingleTask(SingleTask),
+    SharedBottom(SharedBottom),
+    Moe(Moe),
+}
+
+impl MultiTaskModel for Model {
+    fn forward(&self, input: &ModelInput) -> ModelOutput {
+        match self {
+            Model::SingleTask(m) => m.forward(input),
+            Model::SharedBottom(m) => m.forward(input),
+            Model::Moe(m) => m.forward(input),
+        }
+    }
+
+    fn n_tasks(&self) -> usize {
+        match self {
+            Model::SingleTask(m) => m.n_tasks(),
+            Model::SharedBottom(m) => m.n_tasks(),
+            Model::Moe(m) => m.n_tasks(),
+        }
+    }
+}
+
+fn check_widths(model: &'static str, what: &str, widths: &[usize]) -> Result<(), ArchError> {
+    if widths.contains(&0) {
+        return Err(ArchError::Invalid {
+            model,
+            message: format!("{what} has a layer of width 0: {widths:?}"),
+        });
+    }
+    Ok(())
+}
+
+/// Builds a freshly initialised model for data with the given feature layout. Loading a
+/// checkpoint builds the same model and then overwrites its weights, so the two share this path.
+pub fn build(
+    arch: &ArchConfig,
+    embedding: &EmbeddingConfig,
+    meta: &FeatureMeta,
+    device: &Device,
+) -> Result<Model, ArchError> {
+    let n_tasks = meta.task_names.len();
+    if n_tasks == 0 {
+        return Err(ArchError::NoTasks);
+    }
+    if meta.vocab_sizes.is_empty() && meta.dense_names.is_empty() {
+        return Err(ArchError::NoInputs);
+    }
+    if embedding.dim == 0 && !meta.vocab_sizes.is_empty() {
+        return Err(ArchError::Invalid {
+            model: arch.kind(),
+            message: "embedding.dim must be at least 1".into(),
+        });
+    }
+    let emb = FeatureEmbeddingConfig {
+        vocab_sizes: meta.vocab_sizes.clone(),
+        n_dense: meta.dense_names.len(),
+        d_emb: embedding.dim,
+        init_std: embedding.init_std,
+    };
+    let kind = arch.kind();
+    Ok(match arch {
+        ArchConfig::SingleTask(c) => {
+            check_widths(kind, "bottom", &c.bottom)?;
+            check_widths(kind, "tower", &c.tower)?;
+            if c.bottom.is_empty() {
+                return Err(ArchError::Invalid {
+                    model: kind,
+                    message: "bottom needs at least one layer".into(),
+                });
+            }
+            Model::SingleTask(SingleTask::new(c, emb, n_tasks, device))
+        }
+        ArchConfig::SharedBottom(c) => {
+            check_widths(kind, "bottom", &c.bottom)?;
+            check_widths(kind, "tower", &c.tower)?;
+            Model::SharedBottom(SharedBottom::new(c, emb, n_tasks, device))
+        }
+        ArchConfig::Omoe(c) | ArchConfig::Mmoe(c) => {
+            check_widths(kind, "expert", &c.expert)?;
+            check_widths(kind, "tower", &c.tower)?;
+            if c.n_experts == 0 || c.expert.is_empty() {
+                return Err(ArchError::Invalid {
+                    model: kind,
+                    message: "needs at least one expert with at least one layer".into(),
+                });
+            }
+            let gates = if matches!(arch, ArchConfig::Omoe(_)) {
+                MoeKind::OneGate
+            } else {
+                MoeKind::GatePerTask
+            };
+            Model::Moe(Moe::new(c, gates, emb, n_tasks, device))
+        }
+    })
+}

@@ -1,0 +1,45 @@
+//! `mtrec eval`: a checkpoint's metrics on a labelled file.
+
+use anyhow::Result;
+use mtrec_engine::{evaluate, load_checkpoint};
+use mtrec_report::{MetricsRow, metrics_table};
+
+use crate::cli::EvalArgs;
+use crate::progress::Progress;
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let device = mtrec_engine::default_device();
+    let ck = load_checkpoint(&args.checkpoint, &device)?;
+    let spinner = Progress::spinner("encoding data");
+    let source = super::predict::source_for(&args.data, &ck.preprocessor);
+    let table = ck.preprocessor.encode_file(&source)?;
+    spinner.finish_and_clear();
+    let meta = ck.preprocessor.meta();
+    let weights = mtrec_weighting::build(&ck.config.weighting, &meta.task_names)?.weights();
+    let report = evaluate(
+        &ck.model,
+        &table,
+        &meta.task_names,
+        &meta.task_kinds,
+        &weights,
+        ck.config.train.eval_batch_size,
+        &device,
+    )?;
+    if args.output.json {
+        let mut json = report.to_json();
+        json["checkpoint"] = args.checkpoint.display().to_string().into();
+        json["data"] = args.data.display().to_string().into();
+        println!("{}", serde_json::to_string(&json)?);
+    } else {
+        let rows: Vec<MetricsRow<'_>> = report
+            .tasks
+            .iter()
+            .map(|t| MetricsRow {
+                label: t.name.clone(),
+                metrics: &t.metrics,
+            })
+            .collect();
+        println!("{}", metrics_table(&ck.config.model.kind().to_string(), &rows));
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! One module per subcommand.
+
+mod data;
+mod demo;
+mod eval;
+mod models;
+mod predict;
+mod train;
+
+use anyhow::Result;
+
+use crate::cli::{Command, DataCommand};
+
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Demo(args) => demo::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Data(DataCommand::Inspect(args)) => data::inspect(args),
+        Command::Data(DataCommand::Synth(args)) => data::synth(args),
+        Command::Models => models::run(),
+    }
+}

@@ -1,0 +1,104 @@
+//! `mtrec train`: config -> data -> model -> checkpoint + report. `demo` reuses it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use mtrec_engine::{ExperimentConfig, TrainOutcome, save_checkpoint};
+use mtrec_report::{MetricsRow, metrics_table};
+
+use crate::cli::TrainArgs;
+use crate::progress::Progress;
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let mut cfg = ExperimentConfig::from_toml_file(&args.config)?;
+    if let Some(e) = args.epochs {
+        cfg.train.epochs = e;
+    }
+    if let Some(s) = args.seed {
+        cfg.train.seed = s;
+    }
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
+    run_experiment(&cfg, Path::new("."), &out, args.output.json)
+}
+
+/// Loads the data, trains, saves the checkpoint to `out` and prints the report.
+pub fn run_experiment(
+    cfg: &ExperimentConfig,
+    base_dir: &Path,
+    out: &Path,
+    json: bool,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let spinner = Progress::spinner("loading data");
+    let data = mtrec_data::load(&cfg.data, base_dir)?;
+    spinner.finish_and_clear();
+    tracing::info!(
+        "data: {} train / {} valid / {} test rows",
+        data.train.n_rows,
+        data.valid.n_rows,
+        data.test.n_rows
+    );
+    let device = mtrec_engine::default_device();
+    let mut progress = Progress::new();
+    let outcome = mtrec_engine::train(cfg, &data, &device, &mut progress)?;
+    drop(progress);
+    let report = report_json(cfg, &outcome, out, started.elapsed().as_secs_f64());
+    save_checkpoint(out, cfg, &data.preprocessor, &outcome.model, &report)
+        .with_context(|| format!("saving the checkpoint to {}", out.display()))?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_summary(cfg, &outcome, out, started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+fn report_json(
+    cfg: &ExperimentConfig,
+    outcome: &TrainOutcome,
+    out: &Path,
+    wall_seconds: f64,
+) -> serde_json::Value {
+    let test = outcome.test.to_json();
+    serde_json::json!({
+        "name": cfg.name,
+        "model": cfg.model.kind(),
+        "tasks": test["tasks"],
+        "test_loss": test["loss"],
+        "valid": outcome.valid.to_json(),
+        "best_epoch": outcome.best_epoch,
+        "epochs_run": outcome.history.len(),
+        "history": outcome.history,
+        "train_seconds": outcome.train_seconds,
+        "wall_seconds": wall_seconds,
+        "examples_per_second": outcome.examples_per_second,
+        "checkpoint": out.display().to_string(),
+    })
+}
+
+fn print_summary(cfg: &ExperimentConfig, outcome: &TrainOutcome, out: &Path, wall: f64) {
+    let rows: Vec<MetricsRow<'_>> = outcome
+        .test
+        .tasks
+        .iter()
+        .map(|t| MetricsRow {
+            label: t.name.clone(),
+            metrics: &t.metrics,
+        })
+        .collect();
+    println!(
+        "{}",
+        metrics_table(&format!("{} test", cfg.model.kind()), &rows)
+    );
+    println!(
+        "best epoch {} of {}; training {:.1}s ({:.0} examples/s); wall {:.1}s; checkpoint {}",
+        outcome.best_epoch,
+        outcome.history.len(),
+        outcome.train_seconds,
+        outcome.examples_per_second,
+        wall,
+        out.display()
+    );
+}

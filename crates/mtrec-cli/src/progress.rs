@@ -1,0 +1,124 @@
+//! Turns engine events into a progress bar on a terminal, or log lines when stderr is not one.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use mtrec_engine::{Event, Observer};
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    epochs: usize,
+    interactive: bool,
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        Self {
+            bar: None,
+            epochs: 0,
+            interactive: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// A spinner for work without a known length (loading data), finished by the caller.
+    pub fn spinner(message: &str) -> ProgressBar {
+        if !std::io::stderr().is_terminal() {
+            tracing::info!("{message}");
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    }
+}
+
+impl Observer for Progress {
+    fn on_event(&mut self, event: &Event<'_>) {
+        match event {
+            Event::TrainStart {
+                epochs,
+                batches_per_epoch,
+                n_train,
+            } => {
+                self.epochs = *epochs;
+                tracing::info!(
+                    "training on {n_train} rows, {batches_per_epoch} batches per epoch, up to {epochs} epochs"
+                );
+                if self.interactive {
+                    let bar = ProgressBar::new(*batches_per_epoch as u64);
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix:>12} [{bar:30}] {pos}/{len} batches {per_sec} {msg}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                    self.bar = Some(bar);
+                }
+            }
+            Event::EpochStart { epoch } => {
+                if let Some(bar) = &self.bar {
+                    bar.reset();
+                    bar.set_prefix(format!("epoch {epoch}/{}", self.epochs));
+                }
+            }
+            Event::Batch { batch, loss, .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(*batch as u64);
+                    if batch % 10 == 0 {
+                        bar.set_message(format!("loss {loss:.4}"));
+                    }
+                }
+            }
+            Event::EpochEnd {
+                epoch,
+                train_loss,
+                valid,
+                improved,
+                seconds,
+            } => {
+                let figures: Vec<String> = valid
+                    .tasks
+                    .iter()
+                    .map(|t| match (t.metrics.auc, t.metrics.mse) {
+                        (Some(auc), _) => format!("{} auc {auc:.4}", t.name),
+                        (None, Some(mse)) => format!("{} mse {mse:.4}", t.name),
+                        _ => t.name.clone(),
+                    })
+                    .collect();
+                let line = format!(
+                    "epoch {epoch}: train loss {train_loss:.4}, valid loss {:.4}, {} ({seconds:.1}s){}",
+                    valid.loss,
+                    figures.join(", "),
+                    if *improved { " *" } else { "" }
+                );
+                match &self.bar {
+                    Some(bar) => bar.println(line),
+                    None => tracing::info!("{line}"),
+                }
+            }
+            Event::EarlyStop { epoch, best_epoch } => {
+                let line = format!("early stop after epoch {epoch}; best epoch {best_epoch}");
+                match &self.bar {
+                    Some(bar) => bar.println(line),
+                    None => tracing::info!("{line}"),
+                }
+            }
+            Event::Evaluating { split } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                tracing::info!("evaluating on the {split} split");
+            }
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The one error type of the crate.
+//!
+//! Every variant that comes from reading a file carries the path, and where it
+//! is known the 1-based line (as a text editor shows it, the header line
+//! counted) and the field, so that a user can jump straight to the bad value.
+//! For Parquet files the "line" is the 1-based row number.
+
+use std::path::PathBuf;
+
+/// Errors of `mtrec-data`.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// Opening, reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A CSV row could not be read (wrong field count, invalid UTF-8, ...).
+    #[error("{}:{line}: {message}", path.display())]
+    Csv {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+
+    /// A column named by the schema is not in the file.
+    #[error("{}: no column named `{column}` (the file has: {})", path.display(), list_columns(available))]
+    MissingColumn {
+        path: PathBuf,
+        column: String,
+        available: Vec<String>,
+    },
+
+    /// A dense field or a numeric label does not parse as a number.
+    #[error("{}:{line}: field `{field}`: cannot parse {value:?} as a number", path.display())]
+    BadNumber {
+        path: PathBuf,
+        line: u64,
+        field: String,
+        value: String,
+    },
+
+    /// A label is empty or NaN: we refuse to guess a target.
+    #[error("{}:{line}: field `{field}`: label is missing or NaN", path.display())]
+    NanLabel {
+        path: PathBuf,
+        line: u64,
+        field: String,
+    },
+
+    /// A label parses but is not valid for its task (e.g. a binary label of 3).
+    #[error("{}:{line}: field `{field}`: {message}, got {value:?}", path.display())]
+    BadLabel {
+        path: PathBuf,
+        line: u64,
+        field: String,
+        value: String,
+        message: String,
+    },
+
+    /// A schema file is malformed or inconsistent.
+    #[error("{}: {message}", path.display())]
+    Schema { path: PathBuf, message: String },
+
+    /// Reading or writing a Parquet file failed.
+    #[error("{}: {message}", path.display())]
+    Parquet { path: PathBuf, message: String },
+
+    /// A saved preprocessor (JSON) could not be read or written.
+    #[error("{}: {message}", path.display())]
+    Json { path: PathBuf, message: String },
+
+    /// A data configuration value is invalid (bad split fractions, unknown group, ...).
+    #[error("invalid data config: {message}")]
+    Config { message: String },
+
+    /// A file or split that must hold rows holds none.
+    #[error("{what}: no rows")]
+    Empty { what: String },
+}
+
+/// The crate's result type.
+pub type Result<T> = std::result::Result<T, DataError>;
+
+/// Long headers would drown the message; the first few names are enough to spot a typo.
+fn list_columns(cols: &[String]) -> String {
+    const SHOWN: usize = 12;
+    let mut s = cols
+        .iter()
+        .take(SHOWN)
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if cols.len() > SHOWN {
+        s.push_str(&format!(", ... ({} in all)", cols.len()));
+    }
+    if cols.is_empty() {
+        s.push_str("no columns");
+    }
+    s
+}
+
+impl DataError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        DataError::Config {
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_number_names_file_line_and_field() {
+        let e = DataError::BadNumber {
+            path: "data/x.csv".into(),
+            line: 17,
+            field: "age".into(),
+            value: "abc".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "data/x.csv:17: field `age`: cannot parse \"abc\" as a number"
+        );
+    }
+
+    #[test]
+    fn missing_column_lists_a_few_available_columns() {
+        let e = DataError::MissingColumn {
+            path: "a.csv".into(),
+            column: "clik".into(),
+            available: (0..20).map(|i| format!("c{i}")).collect(),
+        };
+        let s = e.to_string();
+        assert!(s.starts_with("a.csv: no column named `clik`"), "{s}");
+        assert!(
+            s.contains("`c11`") && !s.contains("`c12`") && s.contains("20 in all"),
+            "{s}"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! Checkpoints: a folder with the weights in safetensors and, as JSON/TOML, everything needed
+//! to rebuild and use the model without the training data (resolved config, vocabularies and
+//! dense statistics, metrics).
+//!
+//! A checkpoint is written into a temporary sibling folder and renamed into place, so an
+//! interrupted save never leaves a half-written checkpoint where a complete one is expected.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use mtrec_arch::Model;
+use mtrec_data::Preprocessor;
+use serde::{Deserialize, Serialize};
+
+use crate::{EngineError, ExperimentConfig};
+
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const CONFIG_FILE: &str = "config.toml";
+pub const PREPROCESSOR_FILE: &str = "preprocessor.json";
+pub const METRICS_FILE: &str = "metrics.json";
+pub const MANIFEST_FILE: &str = "mtrec.json";
+
+/// Identifies the folder as an mtrec checkpoint and its layout version.
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    mtrec_version: String,
+    kind: String,
+}
+
+const FORMAT: u32 = 1;
+
+/// A loaded checkpoint, ready to predict.
+#[derive(Debug)]
+pub struct Checkpoint {
+    pub config: ExperimentConfig,
+    pub preprocessor: Preprocessor,
+    pub model: Model,
+    pub metrics: serde_json::Value,
+}
+
+fn ck_err(path: &Path, message: impl std::fmt::Display) -> EngineError {
+    EngineError::Checkpoint {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), EngineError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| EngineError::io(path, e))?;
+    fs::write(path, text).map_err(|e| EngineError::io(path, e))
+}
+
+/// Writes a checkpoint to `dir`, replacing an existing one only once the new one is complete.
+pub fn save_checkpoint(
+    dir: &Path,
+    config: &ExperimentConfig,
+    preprocessor: &Preprocessor,
+    model: &Model,
+    metrics: &serde_json::Value,
+) -> Result<(), EngineError> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(|e| EngineError::io(&parent, e))?;
+    let name = dir
+        .file_name()
+        .ok_or_else(|| ck_err(dir, "not a folder name"))?
+        .to_string_lossy()
+        .to_string();
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
+    }
+    fs::create_dir_all(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
+    let result = (|| {
+        let mut store = SafetensorsStore::from_file(tmp.join(WEIGHTS_FILE));
+        model
+            .save_into(&mut store)
+            .map_err(|e| ck_err(&tmp.join(WEIGHTS_FILE), e))?;
+        let cfg_path = tmp.join(CONFIG_FILE);
+        fs::write(&cfg_path, config.to_toml_string()).map_err(|e| EngineError::io(&cfg_path, e))?;
+        write_json(&tmp.join(PREPROCESSOR_FILE), preprocessor)?;
+        write_json(&tmp.join(METRICS_FILE), metrics)?;
+        write_json(
+            &tmp.join(MANIFEST_FILE),
+            &Manifest {
+                format: FORMAT,
+                mtrec_version: env!("CARGO_PKG_VERSION").to_string(),
+                kind: config.model.kind().to_string(),
+            },
+        )
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    // Swap in: move an old checkpoint aside, rename the new one, then drop the old one.
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    if dir.exists() {
+        fs::rename(dir, &old).map_err(|e| EngineError::io(dir, e))?;
+    }
+    if let Err(e) = fs::rename(&tmp, dir) {
+        if old.exists() {
+            let _ = fs::rename(&old, dir);
+        }
+        return Err(EngineError::io(dir, e));
+    }
+    if old.exists() {
+        let _ = fs::remove_dir_all(&old);
+    }
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, EngineError> {
+    let text = fs::read_to_string(path).map_err(|e| ck_err(path, e))?;
+    serde_json::from_str(&text).map_err(|e| ck_err(path, e))
+}
+
+/// Loads a checkpoint folder: rebuilds the model from its config and fills in the weights.
+pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, EngineError> {
+    if !dir.is_dir() {
+        return Err(ck_err(dir, "no such checkpoint folder"));
+    }
+    let manifest: Manifest = read_json(&dir.join(MANIFEST_FILE))?;
+    if manifest.format != FORMAT {
+        return Err(ck_err(
+            dir,
+            format!(
+                "checkpoint format {} is not supported (this mtrec reads format {FORMAT})",
+                manifest.format
+            ),
+        ));
+    }
+    let cfg_path = dir.join(CONFIG_FILE);
+    let text = fs::read_to_string(&cfg_path).map_err(|e| ck_err(&cfg_path, e))?;
+    let config = ExperimentConfig::from_toml_str(&text, &cfg_path)?;
+    let preprocessor: Preprocessor = read_json(&dir.join(PREPROCESSOR_FILE))?;
+    let metrics: serde_json::Value =
+        read_json(&dir.join(METRICS_FILE)).unwrap_or(serde_json::Value::Null);
+    let mut model = mtrec_arch::build(
+        &config.model,
+        &config.embedding,
+        &preprocessor.meta(),
+        device,
+    )?;
+    let weights = dir.join(WEIGHTS_FILE);
+    if !weights.is_file() {
+        return Err(ck_err(&weights, "missing weights file"));
+    }
+    let mut store = SafetensorsStore::from_file(&weights);
+    let applied = model.load_from(&mut store).map_err(|e| ck_err(&weights, e))?;
+    if !applied.missing.is_empty() || !applied.errors.is_empty() {
+        return Err(ck_err(
+            &weights,
+            format!(
+                "weights do not match the model: {} missing ({}), {} errors",
+                applied.missing.len(),
+                applied
+                    .missing
+                    .iter()
+                    .take(3)
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                applied.errors.len()
+            ),
+        ));
+    }
+    Ok(Checkpoint {
+        config,
+        preprocessor,
+        model,
+        metrics,
+    })
+}

@@ -1,0 +1,128 @@
+//! The experiment config: one TOML file whose sections mirror the crates
+//! (`[data]`, `[embedding]`, `[model]`, `[weighting]`, `[train]`). Unknown keys are errors, so a
+//! typo never silently falls back to a default. The resolved config is written beside every
+//! checkpoint, which is how a checkpoint rebuilds its model.
+
+use std::path::Path;
+
+use mtrec_arch::{ArchConfig, EmbeddingConfig};
+use mtrec_data::DataConfig;
+use mtrec_weighting::WeightingConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::EngineError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// A short name used for output folders and reports.
+    #[serde(default = "default_name")]
+    pub name: String,
+    pub data: DataConfig,
+    #[serde(default)]
+    pub embedding: EmbeddingConfig,
+    #[serde(default)]
+    pub model: ArchConfig,
+    #[serde(default)]
+    pub weighting: WeightingConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+fn default_name() -> String {
+    "experiment".into()
+}
+
+/// Which validation figure early stopping and model selection follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Monitor {
+    /// Mean AUC over binary tasks when every task is binary, else the validation loss.
+    #[default]
+    Auto,
+    /// Mean AUC over the binary tasks.
+    MeanAuc,
+    /// The weighted validation loss.
+    Loss,
+    /// One task's AUC (the MMoE paper tunes on the main task's AUC).
+    TaskAuc(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub learning_rate: f64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    /// L2 penalty added to the gradient by Adam (PyTorch's `weight_decay`).
+    pub weight_decay: f64,
+    /// Stop after this many epochs without improvement of `monitor`; 0 disables.
+    pub patience: usize,
+    pub monitor: Monitor,
+    /// Seeds initialisation and batch order; same seed, same result on CPU.
+    pub seed: u64,
+    pub eval_batch_size: usize,
+    /// Cap on the training batches of an epoch (for quick runs); 0 = all.
+    pub max_batches_per_epoch: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            learning_rate: 1e-3,
+            batch_size: 1024,
+            epochs: 10,
+            weight_decay: 0.0,
+            patience: 3,
+            monitor: Monitor::Auto,
+            seed: 2018,
+            eval_batch_size: 8192,
+            max_batches_per_epoch: 0,
+        }
+    }
+}
+
+impl ExperimentConfig {
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self, EngineError> {
+        toml::from_str(text).map_err(|e| EngineError::Config {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    pub fn from_toml_file(path: &Path) -> Result<Self, EngineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+        let cfg = Self::from_toml_str(&text, path)?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    /// Checks what serde cannot: ranges of the training hyper-parameters.
+    pub fn validate(&self, origin: &Path) -> Result<(), EngineError> {
+        let bad = |message: String| EngineError::Config {
+            path: origin.to_path_buf(),
+            message,
+        };
+        let t = &self.train;
+        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+            return Err(bad(format!(
+                "train.learning_rate must be > 0, got {}",
+                t.learning_rate
+            )));
+        }
+        if t.batch_size == 0 || t.eval_batch_size == 0 {
+            return Err(bad("train.batch_size and eval_batch_size must be >= 1".into()));
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return Err(bad(format!(
+                "train.weight_decay must be >= 0, got {}",
+                t.weight_decay
+            )));
+        }
+        Ok(())
+    }
+}

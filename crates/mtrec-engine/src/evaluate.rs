@@ -1,0 +1,112 @@
+//! Prediction and per-task metrics on a held-out table.
+
+use burn::prelude::*;
+use mtrec_arch::MultiTaskModel;
+use mtrec_data::{EncodedTable, TaskKind, batches};
+use mtrec_metrics::{TaskMetrics, binary_metrics, regression_metrics};
+use serde::{Deserialize, Serialize};
+
+use crate::EngineError;
+use crate::tensors::input_of;
+
+/// One task's metrics on one split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub name: String,
+    pub kind: TaskKind,
+    pub metrics: TaskMetrics,
+}
+
+/// Metrics of every task on one split, in task order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct EvalReport {
+    pub tasks: Vec<TaskReport>,
+    /// The weighted loss (logloss for binary tasks, MSE for regression), as trained.
+    pub loss: f64,
+}
+
+impl EvalReport {
+    pub fn task(&self, name: &str) -> Option<&TaskMetrics> {
+        self.tasks
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| &t.metrics)
+    }
+
+    /// Mean AUC over the tasks that have one.
+    pub fn mean_auc(&self) -> Option<f64> {
+        let aucs: Vec<f64> = self.tasks.iter().filter_map(|t| t.metrics.auc).collect();
+        (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64)
+    }
+
+    /// `{"tasks": {"income": {"auc": .., "logloss": ..}, ..}, "loss": ..}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut tasks = serde_json::Map::new();
+        for t in &self.tasks {
+            tasks.insert(
+                t.name.clone(),
+                serde_json::to_value(&t.metrics).unwrap_or_default(),
+            );
+        }
+        serde_json::json!({ "tasks": tasks, "loss": self.loss })
+    }
+}
+
+/// Model outputs for every row, per task: probabilities for binary tasks, values for
+/// regression. `model` should be in validation mode (`Module::valid`).
+pub fn predict<M: MultiTaskModel>(
+    model: &M,
+    table: &EncodedTable,
+    kinds: &[TaskKind],
+    batch_size: usize,
+    device: &Device,
+) -> Vec<Vec<f32>> {
+    let t = kinds.len();
+    let mut out: Vec<Vec<f32>> = (0..t).map(|_| Vec::with_capacity(table.n_rows)).collect();
+    for batch in batches(table, batch_size, None) {
+        let y = model.forward(&input_of(&batch, device)).outputs;
+        let values: Vec<f32> = y.into_data().try_to_vec::<f32>().unwrap_or_default();
+        for (i, v) in values.into_iter().enumerate() {
+            let task = i % t;
+            out[task].push(match kinds[task] {
+                TaskKind::Binary => 1.0 / (1.0 + (-v).exp()),
+                TaskKind::Regression => v,
+            });
+        }
+    }
+    out
+}
+
+/// Metrics of every task, and the weighted loss with `weights` (one per task).
+pub fn evaluate<M: MultiTaskModel>(
+    model: &M,
+    table: &EncodedTable,
+    names: &[String],
+    kinds: &[TaskKind],
+    weights: &[f64],
+    batch_size: usize,
+    device: &Device,
+) -> Result<EvalReport, EngineError> {
+    let preds = predict(model, table, kinds, batch_size, device);
+    let mut tasks = Vec::with_capacity(names.len());
+    let mut loss = 0.0;
+    for (t, name) in names.iter().enumerate() {
+        let labels = table.labels_of_task(t);
+        let metrics = match kinds[t] {
+            TaskKind::Binary => binary_metrics(&preds[t], &labels),
+            TaskKind::Regression => regression_metrics(&preds[t], &labels),
+        }
+        .map_err(|source| EngineError::Metric {
+            task: name.clone(),
+            source,
+        })?;
+        loss += weights.get(t).copied().unwrap_or(1.0)
+            * metrics.logloss.or(metrics.mse).unwrap_or(0.0);
+        tasks.push(TaskReport {
+            name: name.clone(),
+            kind: kinds[t],
+            metrics,
+        });
+    }
+    Ok(EvalReport { tasks, loss })
+}

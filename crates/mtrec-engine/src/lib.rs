@@ -1,0 +1,28 @@
+//! The only training and evaluation loop of mtrec.
+//!
+//! The engine owns the loop (batches, losses, optimizer steps, early stopping, checkpoints) and
+//! reports progress as [`Event`]s to an [`Observer`]; it never prints. Models come from
+//! `mtrec-arch` through the `MultiTaskModel` trait, loss combination from `mtrec-weighting`,
+//! so neither knows about the other and every pair works.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod evaluate;
+pub mod events;
+pub mod loss;
+pub mod tensors;
+pub mod train;
+
+pub use checkpoint::{Checkpoint, load_checkpoint, save_checkpoint};
+pub use config::{ExperimentConfig, Monitor, TrainConfig};
+pub use error::EngineError;
+pub use evaluate::{EvalReport, TaskReport, evaluate, predict};
+pub use events::{Event, NullObserver, Observer};
+pub use loss::task_losses;
+pub use train::{EpochRecord, Stepper, TrainOutcome, fit, train};
+
+/// The CPU device every command uses unless a GPU backend is compiled in and chosen.
+pub fn default_device() -> burn::prelude::Device {
+    burn::prelude::Device::flex()
+}

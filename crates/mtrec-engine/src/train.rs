@@ -1,0 +1,263 @@
+//! The training loop: Adam over batches, validation after every epoch, early stopping on the
+//! monitored figure, the best epoch's weights kept.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use mtrec_arch::{Model, MultiTaskModel};
+use mtrec_data::{Batch, Dataset, TaskKind, batches};
+use serde::{Deserialize, Serialize};
+
+use crate::tensors::{input_of, labels_of};
+use crate::{EngineError, EvalReport, Event, ExperimentConfig, Monitor, Observer, evaluate};
+
+/// One epoch of the training history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub valid: EvalReport,
+    pub seconds: f64,
+}
+
+/// What a finished training returns: the selected model and its figures.
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// The best epoch's model, in validation mode (no autodiff).
+    pub model: Model,
+    pub history: Vec<EpochRecord>,
+    pub best_epoch: usize,
+    pub valid: EvalReport,
+    pub test: EvalReport,
+    /// Seconds spent in training steps (evaluation excluded).
+    pub train_seconds: f64,
+    pub examples_per_second: f64,
+}
+
+/// Builds the model the config describes (seeded) and trains it.
+pub fn train(
+    cfg: &ExperimentConfig,
+    data: &Dataset,
+    device: &Device,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome, EngineError> {
+    device.seed(cfg.train.seed);
+    let model = mtrec_arch::build(&cfg.model, &cfg.embedding, &data.meta(), &device.clone().autodiff())?;
+    fit(model, cfg, data, device, observer)
+}
+
+/// The figure model selection follows, as "bigger is better".
+fn score(monitor: &Monitor, report: &EvalReport) -> Result<f64, EngineError> {
+    match monitor {
+        Monitor::Auto | Monitor::MeanAuc => report.mean_auc().ok_or_else(|| {
+            EngineError::Invalid("train.monitor = mean-auc, but no task is binary".into())
+        }),
+        Monitor::Loss => Ok(-report.loss),
+        Monitor::TaskAuc(task) => report
+            .task(task)
+            .and_then(|m| m.auc)
+            .ok_or_else(|| EngineError::Invalid(format!("train.monitor: no AUC for task `{task}`"))),
+    }
+}
+
+/// One optimisation step at a time: forward, per-task losses, weighting, backward, Adam.
+/// The training loop and the benchmarks both drive this, so what is measured is what trains.
+pub struct Stepper {
+    model: Option<Model>,
+    optim: burn::optim::ModuleOptimizer,
+    weighting: Box<dyn mtrec_weighting::Weighting>,
+    kinds: Vec<TaskKind>,
+    learning_rate: f64,
+    device: Device,
+}
+
+impl Stepper {
+    /// `model` must live on an autodiff device; `device` is that device.
+    pub fn new(
+        model: Model,
+        cfg: &ExperimentConfig,
+        kinds: Vec<TaskKind>,
+        task_names: &[String],
+        device: &Device,
+    ) -> Result<Self, EngineError> {
+        let mut adam = AdamConfig::new();
+        if cfg.train.weight_decay > 0.0 {
+            adam = adam.with_weight_decay(Some(WeightDecayConfig::new(cfg.train.weight_decay as f32)));
+        }
+        Ok(Self {
+            model: Some(model),
+            optim: adam.init(),
+            weighting: mtrec_weighting::build(&cfg.weighting, task_names)?,
+            kinds,
+            learning_rate: cfg.train.learning_rate,
+            device: device.clone(),
+        })
+    }
+
+    /// Runs one step on `batch`; returns the training objective before the update.
+    pub fn step(&mut self, batch: &Batch) -> f64 {
+        let model = self.model.take().expect("model present between steps");
+        let input = input_of(batch, &self.device);
+        let labels = labels_of(batch, &self.device);
+        let out = model.forward(&input);
+        let losses = crate::task_losses(out.outputs, labels, &self.kinds);
+        let mut total = self.weighting.combine(losses);
+        if let Some(aux) = out.aux_loss {
+            total = total + aux;
+        }
+        let loss = total.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(total.backward(), &model);
+        self.model = Some(self.optim.step(self.learning_rate, model, grads));
+        loss
+    }
+
+    pub fn model(&self) -> &Model {
+        self.model.as_ref().expect("model present between steps")
+    }
+
+    pub fn weights(&self) -> Vec<f64> {
+        self.weighting.weights()
+    }
+}
+
+/// Trains an already built model (the entry point for models that do not come from
+/// `[model]`, such as a searched architecture).
+pub fn fit(
+    model: Model,
+    cfg: &ExperimentConfig,
+    data: &Dataset,
+    device: &Device,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome, EngineError> {
+    let t = &cfg.train;
+    let meta = data.meta();
+    let kinds = &meta.task_kinds;
+    let names = &meta.task_names;
+    if data.train.n_rows == 0 || data.valid.n_rows == 0 {
+        return Err(EngineError::Invalid(
+            "the training and validation splits must not be empty".into(),
+        ));
+    }
+    let monitor = match &t.monitor {
+        Monitor::Auto if kinds.iter().all(|k| *k == TaskKind::Binary) => Monitor::MeanAuc,
+        Monitor::Auto => Monitor::Loss,
+        m => m.clone(),
+    };
+    let ad_device = device.clone().autodiff();
+    let mut stepper = Stepper::new(model, cfg, kinds.clone(), names, &ad_device)?;
+
+    let mut n_batches = data.train.n_rows.div_ceil(t.batch_size);
+    if t.max_batches_per_epoch > 0 {
+        n_batches = n_batches.min(t.max_batches_per_epoch);
+    }
+    observer.on_event(&Event::TrainStart {
+        epochs: t.epochs,
+        batches_per_epoch: n_batches,
+        n_train: data.train.n_rows,
+    });
+
+    let mut history = Vec::new();
+    let mut best: Option<(f64, usize, Model)> = None;
+    let mut since_best = 0;
+    let mut train_seconds = 0.0;
+    let mut examples = 0usize;
+    for epoch in 1..=t.epochs {
+        observer.on_event(&Event::EpochStart { epoch });
+        let start = Instant::now();
+        let mut loss_sum = 0.0;
+        let mut seen = 0usize;
+        let order_seed = t.seed.wrapping_add(epoch as u64);
+        for (i, batch) in batches(&data.train, t.batch_size, Some(order_seed))
+            .take(n_batches)
+            .enumerate()
+        {
+            let loss = stepper.step(&batch);
+            if !loss.is_finite() {
+                return Err(EngineError::Diverged {
+                    epoch,
+                    batch: i + 1,
+                    loss,
+                });
+            }
+            loss_sum += loss * batch.len as f64;
+            seen += batch.len;
+            observer.on_event(&Event::Batch {
+                epoch,
+                batch: i + 1,
+                loss,
+            });
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        train_seconds += seconds;
+        examples += seen;
+
+        let snapshot = stepper.model().valid();
+        let valid = evaluate(
+            &snapshot,
+            &data.valid,
+            names,
+            kinds,
+            &stepper.weights(),
+            t.eval_batch_size,
+            device,
+        )?;
+        let s = score(&monitor, &valid)?;
+        let improved = best.as_ref().is_none_or(|(b, _, _)| s > *b);
+        let train_loss = loss_sum / seen.max(1) as f64;
+        observer.on_event(&Event::EpochEnd {
+            epoch,
+            train_loss,
+            valid: &valid,
+            improved,
+            seconds,
+        });
+        history.push(EpochRecord {
+            epoch,
+            train_loss,
+            valid,
+            seconds,
+        });
+        if improved {
+            best = Some((s, epoch, snapshot));
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if t.patience > 0 && since_best >= t.patience {
+                let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
+                observer.on_event(&Event::EarlyStop { epoch, best_epoch });
+                break;
+            }
+        }
+    }
+    let Some((_, best_epoch, best_model)) = best else {
+        return Err(EngineError::Invalid("train.epochs must be at least 1".into()));
+    };
+    let weights = stepper.weights();
+    let valid = history[best_epoch - 1].valid.clone();
+    observer.on_event(&Event::Evaluating { split: "test" });
+    let test = if data.test.n_rows > 0 {
+        evaluate(
+            &best_model,
+            &data.test,
+            names,
+            kinds,
+            &weights,
+            t.eval_batch_size,
+            device,
+        )?
+    } else {
+        EvalReport::default()
+    };
+    Ok(TrainOutcome {
+        model: best_model,
+        history,
+        best_epoch,
+        valid,
+        test,
+        train_seconds,
+        examples_per_second: examples as f64 / train_seconds.max(1e-9),
+    })
+}
