@@ -62,6 +62,9 @@ Timing: torch.set_num_threads(threads); sequential batches (no shuffling)
 cycling over the floor(n_rows / batch) full batches; `warmup` untimed steps,
 then `steps` timed steps of forward + backward + Adam step;
 value = steps * batch / seconds.
+
+Exit status: 0 on success, 3 when torch or numpy cannot be imported (the
+benchmark then reports the reference as skipped), anything else is a failure.
 """
 
 from __future__ import annotations
@@ -75,10 +78,15 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+try:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+except ImportError as exc:  # the benchmark reports the reference as skipped
+    print(f"mmoe.py: {exc}; install the reference with `bash bench/setup_reference.sh` "
+          "and run this script with bench/.venv/bin/python", file=sys.stderr)
+    sys.exit(3)
 
 META_KEYS = (
     "workload", "n_rows", "n_sparse", "n_dense", "n_tasks", "vocab_sizes", "emb_dim",
@@ -243,9 +251,9 @@ class BatchedMMoE(nn.Module):
         self.kinds = list(meta["task_kinds"])
         self.n_experts, self.n_tasks = meta["n_experts"], meta["n_tasks"]
         vocab = meta["vocab_sizes"]
-        self.embedding = nn.Embedding(max(sum(vocab), 1), max(meta["emb_dim"], 1)) \
-            if meta["n_sparse"] else None
-        if self.embedding is not None:
+        self.embedding = None
+        if meta["n_sparse"]:
+            self.embedding = nn.Embedding(sum(vocab), meta["emb_dim"])
             nn.init.normal_(self.embedding.weight, std=meta["emb_init_std"])
         self.register_buffer("offsets", torch.tensor([0] + list(np.cumsum(vocab)[:-1]),
                                                      dtype=torch.int64)[: len(vocab)])
