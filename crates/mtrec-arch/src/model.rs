@@ -5,9 +5,7 @@ use burn::prelude::*;
 use mtrec_data::FeatureMeta;
 use mtrec_nn::{FeatureEmbeddingConfig, ModelInput};
 
-use crate::{
-    ArchConfig, ArchError, EmbeddingConfig, Moe, SharedBottom, SingleTask, moe::MoeKind,
-};
+use crate::{ArchConfig, ArchError, EmbeddingConfig, Moe, SharedBottom, SingleTask, moe::MoeKind};
 
 /// What a forward pass returns.
 #[derive(Debug, Clone)]

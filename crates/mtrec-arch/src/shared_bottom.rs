@@ -5,7 +5,7 @@
 
 use burn::module::Module;
 use mtrec_nn::{
-    FeatureEmbedding, FeatureEmbeddingConfig, ModelInput, Mlp, MlpConfig, TowerBank,
+    FeatureEmbedding, FeatureEmbeddingConfig, Mlp, MlpConfig, ModelInput, TowerBank,
     TowerBankConfig,
 };
 

@@ -189,9 +189,14 @@ fn run_torch(
         bail!("{}", String::from_utf8_lossy(&out.stderr));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().context("no output from the reference")?;
+    let line = text
+        .lines()
+        .last()
+        .context("no output from the reference")?;
     let v: serde_json::Value = serde_json::from_str(line)?;
-    v["value"].as_f64().context("no value in the reference output")
+    v["value"]
+        .as_f64()
+        .context("no value in the reference output")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -16,7 +16,10 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
     if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+        {
             eprintln!("error: cannot set {n} threads: {e}");
             return ExitCode::FAILURE;
         }

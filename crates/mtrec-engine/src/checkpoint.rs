@@ -152,7 +152,9 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, Engine
         return Err(ck_err(&weights, "missing weights file"));
     }
     let mut store = SafetensorsStore::from_file(&weights);
-    let applied = model.load_from(&mut store).map_err(|e| ck_err(&weights, e))?;
+    let applied = model
+        .load_from(&mut store)
+        .map_err(|e| ck_err(&weights, e))?;
     if !applied.missing.is_empty() || !applied.errors.is_empty() {
         return Err(ck_err(
             &weights,

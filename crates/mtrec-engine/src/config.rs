@@ -115,7 +115,9 @@ impl ExperimentConfig {
             )));
         }
         if t.batch_size == 0 || t.eval_batch_size == 0 {
-            return Err(bad("train.batch_size and eval_batch_size must be >= 1".into()));
+            return Err(bad(
+                "train.batch_size and eval_batch_size must be >= 1".into()
+            ));
         }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
             return Err(bad(format!(

@@ -12,17 +12,21 @@ pub enum EngineError {
     Arch(#[from] mtrec_arch::ArchError),
     #[error(transparent)]
     Weighting(#[from] mtrec_weighting::WeightingError),
-    #[error("task `{task}`: {source}")]
+    #[error("task `{task}`: {error}")]
     Metric {
         task: String,
-        source: mtrec_metrics::MetricError,
+        error: mtrec_metrics::MetricError,
     },
     #[error("{path}: {message}")]
     Io { path: PathBuf, message: String },
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
     #[error("training diverged at epoch {epoch}, batch {batch}: the loss is {loss}")]
-    Diverged { epoch: usize, batch: usize, loss: f64 },
+    Diverged {
+        epoch: usize,
+        batch: usize,
+        loss: f64,
+    },
     #[error("{0}")]
     Invalid(String),
 }

@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use mtrec_arch::MultiTaskModel;
 use mtrec_data::{EncodedTable, TaskKind, batches};
-use mtrec_metrics::{TaskMetrics, binary_metrics, regression_metrics};
+use mtrec_metrics::{MetricError, TaskMetrics, binary_metrics, logloss, regression_metrics};
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
@@ -93,15 +93,27 @@ pub fn evaluate<M: MultiTaskModel>(
     for (t, name) in names.iter().enumerate() {
         let labels = table.labels_of_task(t);
         let metrics = match kinds[t] {
-            TaskKind::Binary => binary_metrics(&preds[t], &labels),
+            TaskKind::Binary => binary_metrics(&preds[t], &labels).or_else(|e| match e {
+                // A small split can hold one class only: AUC is undefined there, but the
+                // logloss still says how the model does, so report that rather than fail.
+                MetricError::SingleClass { .. } => {
+                    tracing::warn!("task `{name}`: {e}; reporting logloss only");
+                    Ok(TaskMetrics {
+                        logloss: Some(logloss(&preds[t], &labels)?),
+                        n: labels.len(),
+                        ..TaskMetrics::default()
+                    })
+                }
+                e => Err(e),
+            }),
             TaskKind::Regression => regression_metrics(&preds[t], &labels),
         }
-        .map_err(|source| EngineError::Metric {
+        .map_err(|error| EngineError::Metric {
             task: name.clone(),
-            source,
+            error,
         })?;
-        loss += weights.get(t).copied().unwrap_or(1.0)
-            * metrics.logloss.or(metrics.mse).unwrap_or(0.0);
+        loss +=
+            weights.get(t).copied().unwrap_or(1.0) * metrics.logloss.or(metrics.mse).unwrap_or(0.0);
         tasks.push(TaskReport {
             name: name.clone(),
             kind: kinds[t],

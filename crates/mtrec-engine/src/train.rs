@@ -45,21 +45,24 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, EngineError> {
     device.seed(cfg.train.seed);
-    let model = mtrec_arch::build(&cfg.model, &cfg.embedding, &data.meta(), &device.clone().autodiff())?;
+    let model = mtrec_arch::build(
+        &cfg.model,
+        &cfg.embedding,
+        &data.meta(),
+        &device.clone().autodiff(),
+    )?;
     fit(model, cfg, data, device, observer)
 }
 
 /// The figure model selection follows, as "bigger is better".
 fn score(monitor: &Monitor, report: &EvalReport) -> Result<f64, EngineError> {
     match monitor {
-        Monitor::Auto | Monitor::MeanAuc => report.mean_auc().ok_or_else(|| {
-            EngineError::Invalid("train.monitor = mean-auc, but no task is binary".into())
-        }),
+        // Without any AUC (no binary task, or single-class validation labels) the loss decides.
+        Monitor::Auto | Monitor::MeanAuc => Ok(report.mean_auc().unwrap_or(-report.loss)),
         Monitor::Loss => Ok(-report.loss),
-        Monitor::TaskAuc(task) => report
-            .task(task)
-            .and_then(|m| m.auc)
-            .ok_or_else(|| EngineError::Invalid(format!("train.monitor: no AUC for task `{task}`"))),
+        Monitor::TaskAuc(task) => report.task(task).and_then(|m| m.auc).ok_or_else(|| {
+            EngineError::Invalid(format!("train.monitor: no AUC for task `{task}`"))
+        }),
     }
 }
 
@@ -85,7 +88,8 @@ impl Stepper {
     ) -> Result<Self, EngineError> {
         let mut adam = AdamConfig::new();
         if cfg.train.weight_decay > 0.0 {
-            adam = adam.with_weight_decay(Some(WeightDecayConfig::new(cfg.train.weight_decay as f32)));
+            adam =
+                adam.with_weight_decay(Some(WeightDecayConfig::new(cfg.train.weight_decay as f32)));
         }
         Ok(Self {
             model: Some(model),
@@ -233,7 +237,9 @@ pub fn fit(
         }
     }
     let Some((_, best_epoch, best_model)) = best else {
-        return Err(EngineError::Invalid("train.epochs must be at least 1".into()));
+        return Err(EngineError::Invalid(
+            "train.epochs must be at least 1".into(),
+        ));
     };
     let weights = stepper.weights();
     let valid = history[best_epoch - 1].valid.clone();

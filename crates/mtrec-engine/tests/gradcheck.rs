@@ -4,7 +4,7 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use mtrec_arch::{ArchConfig, EmbeddingConfig, Model, MoeConfig, ModelInput, MultiTaskModel};
+use mtrec_arch::{ArchConfig, EmbeddingConfig, Model, ModelInput, MoeConfig, MultiTaskModel};
 use mtrec_data::{FeatureMeta, TaskKind};
 use mtrec_engine::task_losses;
 
@@ -24,7 +24,8 @@ fn batch(device: &Device) -> (ModelInput, Tensor<2>) {
         0.5f32, -1.0, 0.3, 1.2, 0.1, -0.7, -0.4, 0.9, 2.0, 0.0, -1.5, 0.8,
     ];
     let input = ModelInput::from_host(4, &sparse, 2, &dense, 3, device);
-    let labels = Tensor::<2>::from_floats([[1.0, 0.5], [0.0, -0.3], [1.0, 1.2], [0.0, 0.1]], device);
+    let labels =
+        Tensor::<2>::from_floats([[1.0, 0.5], [0.0, -0.3], [1.0, 1.2], [0.0, 0.1]], device);
     (input, labels)
 }
 
@@ -36,7 +37,9 @@ fn loss_of(model: &Model, device: &Device) -> Tensor<1> {
 
 /// Reads or replaces one 2-D parameter of the MMoE by name.
 fn param<'m>(model: &'m mut Model, which: &str) -> &'m mut Param<Tensor<2>> {
-    let Model::Moe(m) = model else { panic!("not an MoE") };
+    let Model::Moe(m) = model else {
+        panic!("not an MoE")
+    };
     match which {
         "expert" => &mut m.experts.first.weight,
         "gate" => &mut m.gates.linear.weight,

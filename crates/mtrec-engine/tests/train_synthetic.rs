@@ -61,7 +61,10 @@ fn mmoe_beats_predicting_the_mean_on_held_out_data() {
     }
     let first = outcome.history.first().unwrap().valid.loss;
     let last = outcome.history.last().unwrap().valid.loss;
-    assert!(last < first, "validation loss did not fall: {first} -> {last}");
+    assert!(
+        last < first,
+        "validation loss did not fall: {first} -> {last}"
+    );
 }
 
 #[test]
@@ -86,9 +89,23 @@ fn checkpoint_round_trip_gives_identical_predictions() {
     let outcome = train(&cfg, &data, &device, &mut NullObserver).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ck");
-    save_checkpoint(&path, &cfg, &data.preprocessor, &outcome.model, &serde_json::json!({})).unwrap();
+    save_checkpoint(
+        &path,
+        &cfg,
+        &data.preprocessor,
+        &outcome.model,
+        &serde_json::json!({}),
+    )
+    .unwrap();
     // Saving again over an existing checkpoint replaces it and leaves no temporary folder.
-    save_checkpoint(&path, &cfg, &data.preprocessor, &outcome.model, &serde_json::json!({})).unwrap();
+    save_checkpoint(
+        &path,
+        &cfg,
+        &data.preprocessor,
+        &outcome.model,
+        &serde_json::json!({}),
+    )
+    .unwrap();
     let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(entries.len(), 1);
     let ck = load_checkpoint(&path, &device).unwrap();
@@ -107,7 +124,14 @@ fn truncated_weights_are_a_clear_error() {
     let outcome = train(&cfg, &data, &device, &mut NullObserver).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ck");
-    save_checkpoint(&path, &cfg, &data.preprocessor, &outcome.model, &serde_json::json!({})).unwrap();
+    save_checkpoint(
+        &path,
+        &cfg,
+        &data.preprocessor,
+        &outcome.model,
+        &serde_json::json!({}),
+    )
+    .unwrap();
     let weights = path.join("model.safetensors");
     let bytes = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
@@ -121,5 +145,8 @@ fn unknown_config_key_names_the_key() {
     let err = ExperimentConfig::from_toml_str(text, Path::new("bad.toml"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("bad.toml") && err.contains("lerning_rate"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("lerning_rate"),
+        "{err}"
+    );
 }

@@ -32,7 +32,10 @@ impl ModelInput {
             )
         });
         let dense = (n_dense > 0).then(|| {
-            Tensor::<2>::from_data(TensorData::new(dense.to_vec(), [batch_size, n_dense]), device)
+            Tensor::<2>::from_data(
+                TensorData::new(dense.to_vec(), [batch_size, n_dense]),
+                device,
+            )
         });
         Self {
             sparse,

@@ -77,7 +77,12 @@ impl ExpertBank {
         let e = self.n_experts;
         let h1 = self.widths[0];
         let [d_in, _] = self.first.weight.dims();
-        let w = self.first.weight.val().reshape([d_in, e, h1]).swap_dims(0, 1);
+        let w = self
+            .first
+            .weight
+            .val()
+            .reshape([d_in, e, h1])
+            .swap_dims(0, 1);
         let mut g = x.matmul(w);
         if let Some(bias) = &self.first.bias {
             g = g + bias.val().reshape([e, 1, h1]);

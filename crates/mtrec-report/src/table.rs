@@ -16,7 +16,10 @@ fn fmt(v: Option<f64>) -> String {
 pub fn metrics_table(title: &str, rows: &[MetricsRow<'_>]) -> String {
     let any = |f: fn(&TaskMetrics) -> Option<f64>| rows.iter().any(|r| f(r.metrics).is_some());
     let columns: Vec<(&str, fn(&TaskMetrics) -> Option<f64>)> = [
-        ("AUC", (|m: &TaskMetrics| m.auc) as fn(&TaskMetrics) -> Option<f64>),
+        (
+            "AUC",
+            (|m: &TaskMetrics| m.auc) as fn(&TaskMetrics) -> Option<f64>,
+        ),
         ("logloss", |m: &TaskMetrics| m.logloss),
         ("MSE", |m: &TaskMetrics| m.mse),
     ]
@@ -59,7 +62,10 @@ mod tests {
                 metrics: &m,
             }],
         );
-        assert!(s.contains("income") && s.contains("0.9512") && s.contains("0.1200"), "{s}");
+        assert!(
+            s.contains("income") && s.contains("0.9512") && s.contains("0.1200"),
+            "{s}"
+        );
         assert!(!s.contains("MSE"), "{s}");
     }
 }

@@ -32,11 +32,24 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     let mut table = Table::new();
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     table.set_header(vec![
-        "column", "guess", "missing", "distinct", "mean", "std", "min", "max", "top values",
+        "column",
+        "guess",
+        "missing",
+        "distinct",
+        "mean",
+        "std",
+        "min",
+        "max",
+        "top values",
     ]);
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     for c in &ins.columns {
-        let top: Vec<String> = c.top.iter().take(3).map(|(v, n)| format!("{v} ({n})")).collect();
+        let top: Vec<String> = c
+            .top
+            .iter()
+            .take(3)
+            .map(|(v, n)| format!("{v} ({n})"))
+            .collect();
         table.add_row(vec![
             c.name.clone(),
             c.guessed.clone(),

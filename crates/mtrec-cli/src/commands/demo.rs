@@ -29,7 +29,8 @@ fn project_dir() -> Result<PathBuf> {
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
-    let mut cfg = ExperimentConfig::from_toml_str(DEMO_CONFIG, Path::new("configs/census-g1-mmoe.toml"))?;
+    let mut cfg =
+        ExperimentConfig::from_toml_str(DEMO_CONFIG, Path::new("configs/census-g1-mmoe.toml"))?;
     cfg.name = "demo".into();
     if let Some(e) = args.epochs {
         cfg.train.epochs = e;

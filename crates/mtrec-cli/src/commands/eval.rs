@@ -39,7 +39,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 metrics: &t.metrics,
             })
             .collect();
-        println!("{}", metrics_table(&ck.config.model.kind().to_string(), &rows));
+        println!(
+            "{}",
+            metrics_table(&ck.config.model.kind().to_string(), &rows)
+        );
     }
     Ok(())
 }

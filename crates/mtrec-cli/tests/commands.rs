@@ -1,0 +1,82 @@
+//! The small commands: help texts, model list, data inspection and synthesis.
+
+mod common;
+
+use common::{mtrec, stderr, stdout};
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for args in [
+        vec!["--help"],
+        vec!["demo", "--help"],
+        vec!["train", "--help"],
+        vec!["eval", "--help"],
+        vec!["predict", "--help"],
+        vec!["data", "inspect", "--help"],
+        vec!["data", "synth", "--help"],
+        vec!["models", "--help"],
+    ] {
+        let o = mtrec(&args);
+        assert!(o.status.success(), "{args:?}");
+        assert!(
+            stdout(&o).contains("mtrec "),
+            "{args:?} help has no example"
+        );
+    }
+}
+
+#[test]
+fn models_lists_every_kind() {
+    let o = mtrec(&["models"]);
+    let s = stdout(&o);
+    for kind in ["single-task", "shared-bottom", "omoe", "mmoe"] {
+        assert!(s.contains(kind), "{s}");
+    }
+    assert!(s.contains("n_experts"), "{s}");
+}
+
+#[test]
+fn inspect_guesses_a_schema_that_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("schema.toml");
+    let o = mtrec(&[
+        "data",
+        "inspect",
+        "data/samples/ali-ccp/ali_ccp_train_sample.csv",
+        "--json",
+        "--schema-out",
+        &schema.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["inspection"]["n_rows"], 100);
+    let text = std::fs::read_to_string(&schema).unwrap();
+    assert!(
+        mtrec_data::Schema::from_toml_str(&text, "schema.toml").is_ok(),
+        "{text}"
+    );
+}
+
+#[test]
+fn synth_writes_csv_and_parquet_that_train() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["s.csv", "s.parquet"] {
+        let path = dir.path().join(name);
+        let o = mtrec(&[
+            "data",
+            "synth",
+            "--correlation",
+            "0.5",
+            "--rows",
+            "500",
+            "--out",
+            &path.display().to_string(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let ins = mtrec(&["data", "inspect", &path.display().to_string(), "--json"]);
+        let v: serde_json::Value = serde_json::from_str(stdout(&ins).trim()).unwrap();
+        assert_eq!(v["inspection"]["n_rows"], 500, "{name}");
+    }
+    let o = mtrec(&["data", "synth", "--correlation", "2", "--out", "x.csv"]);
+    assert!(!o.status.success());
+}
