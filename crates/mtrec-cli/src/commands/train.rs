@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use mtrec_engine::{ExperimentConfig, TrainOutcome, save_checkpoint};
-use mtrec_report::{MetricsRow, metrics_table};
+use mtrec_report::{MetricsRow, Panel, Series, metrics_table, write_svg};
 
 use crate::cli::TrainArgs;
 use crate::progress::Progress;
@@ -47,6 +47,10 @@ pub fn run_experiment(
     let report = report_json(cfg, &outcome, out, started.elapsed().as_secs_f64());
     save_checkpoint(out, cfg, &data.preprocessor, &outcome.model, &report)
         .with_context(|| format!("saving the checkpoint to {}", out.display()))?;
+    let curves = out.join("curves.svg");
+    if let Err(e) = write_svg(&curves, &curve_panels(&outcome)) {
+        tracing::warn!("cannot draw {}: {e}", curves.display());
+    }
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -76,6 +80,58 @@ fn report_json(
         "examples_per_second": outcome.examples_per_second,
         "checkpoint": out.display().to_string(),
     })
+}
+
+/// Loss per epoch (train and validation) and each task's validation AUC or MSE per epoch.
+fn curve_panels(outcome: &TrainOutcome) -> Vec<Panel> {
+    let h = &outcome.history;
+    let x = |e: usize| e as f64;
+    let loss = Panel {
+        title: "loss".into(),
+        x_label: "epoch".into(),
+        y_label: "loss".into(),
+        series: vec![
+            Series {
+                name: "train".into(),
+                points: h.iter().map(|r| (x(r.epoch), r.train_loss)).collect(),
+            },
+            Series {
+                name: "validation".into(),
+                points: h.iter().map(|r| (x(r.epoch), r.valid.loss)).collect(),
+            },
+        ],
+    };
+    let names: Vec<&str> = outcome
+        .valid
+        .tasks
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    let metric = |r: &mtrec_engine::EpochRecord, task: &str| {
+        r.valid.task(task).and_then(|m| m.auc.or(m.mse))
+    };
+    let uses_auc = outcome.valid.tasks.iter().any(|t| t.metrics.auc.is_some());
+    let tasks = Panel {
+        title: "validation per task".into(),
+        x_label: "epoch".into(),
+        y_label: if uses_auc {
+            "AUC (MSE for regression)"
+        } else {
+            "MSE"
+        }
+        .into(),
+        series: names
+            .iter()
+            .map(|&task| Series {
+                name: task.to_string(),
+                points: h
+                    .iter()
+                    .filter_map(|r| metric(r, task).map(|v| (x(r.epoch), v)))
+                    .collect(),
+            })
+            .collect(),
+    };
+    vec![loss, tasks]
 }
 
 fn print_summary(cfg: &ExperimentConfig, outcome: &TrainOutcome, out: &Path, wall: f64) {
