@@ -28,8 +28,8 @@ impl Default for EmbeddingConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ArchConfig {
-    SingleTask(SingleTaskConfig),
-    SharedBottom(SharedBottomConfig),
+    SingleTask(BottomConfig),
+    SharedBottom(BottomConfig),
     Omoe(MoeConfig),
     Mmoe(MoeConfig),
 }
@@ -74,33 +74,17 @@ impl ArchConfig {
     }
 }
 
-/// Single-Task: per-task `bottom` MLP then `tower`.
+/// Single-Task (a `bottom` per task) and Shared-Bottom (one shared `bottom`): an MLP bottom,
+/// then a `tower` per task. Defaults: the MMoE paper's synthetic experiment (bottom 113,
+/// towers 8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct SingleTaskConfig {
+pub struct BottomConfig {
     pub bottom: Vec<usize>,
     pub tower: Vec<usize>,
 }
 
-impl Default for SingleTaskConfig {
-    fn default() -> Self {
-        Self {
-            bottom: vec![113],
-            tower: vec![8],
-        }
-    }
-}
-
-/// Shared-Bottom: `h = bottom(x)`, `y_k = tower_k(h)`. Defaults: the MMoE paper's synthetic
-/// experiment (bottom 113, towers 8).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SharedBottomConfig {
-    pub bottom: Vec<usize>,
-    pub tower: Vec<usize>,
-}
-
-impl Default for SharedBottomConfig {
+impl Default for BottomConfig {
     fn default() -> Self {
         Self {
             bottom: vec![113],

@@ -12,7 +12,7 @@ pub mod moe;
 pub mod shared_bottom;
 pub mod single_task;
 
-pub use config::{ArchConfig, EmbeddingConfig, MoeConfig, SharedBottomConfig, SingleTaskConfig};
+pub use config::{ArchConfig, BottomConfig, EmbeddingConfig, MoeConfig};
 pub use error::ArchError;
 pub use model::{Model, ModelOutput, MultiTaskModel, build};
 pub use moe::Moe;

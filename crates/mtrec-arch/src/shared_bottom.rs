@@ -9,7 +9,7 @@ use mtrec_nn::{
     TowerBankConfig,
 };
 
-use crate::{ModelOutput, SharedBottomConfig};
+use crate::{BottomConfig, ModelOutput};
 use burn::prelude::*;
 
 #[derive(Module, Debug)]
@@ -22,7 +22,7 @@ pub struct SharedBottom {
 
 impl SharedBottom {
     pub fn new(
-        cfg: &SharedBottomConfig,
+        cfg: &BottomConfig,
         emb: FeatureEmbeddingConfig,
         n_tasks: usize,
         device: &Device,

@@ -11,7 +11,7 @@ use mtrec_nn::{
     TowerBankConfig,
 };
 
-use crate::{ModelOutput, SingleTaskConfig};
+use crate::{BottomConfig, ModelOutput};
 
 #[derive(Module, Debug)]
 pub struct SingleTask {
@@ -22,7 +22,7 @@ pub struct SingleTask {
 
 impl SingleTask {
     pub fn new(
-        cfg: &SingleTaskConfig,
+        cfg: &BottomConfig,
         emb: FeatureEmbeddingConfig,
         n_tasks: usize,
         device: &Device,

@@ -1,11 +1,13 @@
 //! End-to-end training on the MMoE paper's synthetic data.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use mtrec_data::Dataset;
 
 use mtrec_arch::{ArchConfig, MoeConfig};
 use mtrec_engine::{
-    ExperimentConfig, Monitor, NullObserver, TrainConfig, default_device, load_checkpoint, predict,
-    save_checkpoint, train,
+    ExperimentConfig, Monitor, NullObserver, TrainConfig, TrainOutcome, default_device,
+    load_checkpoint, predict, save_checkpoint, train,
 };
 
 fn config(epochs: usize) -> ExperimentConfig {
@@ -81,33 +83,35 @@ fn same_seed_same_result() {
     assert_ne!(a.test, c.test);
 }
 
-#[test]
-fn checkpoint_round_trip_gives_identical_predictions() {
+/// Trains one epoch and saves a checkpoint into `dir/ck`.
+fn saved_checkpoint(dir: &Path) -> (ExperimentConfig, Dataset, TrainOutcome, PathBuf) {
     let cfg = config(1);
     let data = mtrec_data::load(&cfg.data, Path::new(".")).unwrap();
-    let device = default_device();
-    let outcome = train(&cfg, &data, &device, &mut NullObserver).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ck");
-    save_checkpoint(
-        &path,
-        &cfg,
-        &data.preprocessor,
-        &outcome.model,
-        &serde_json::json!({}),
-    )
-    .unwrap();
+    let outcome = train(&cfg, &data, &default_device(), &mut NullObserver).unwrap();
+    let path = dir.join("ck");
+    let save = || {
+        save_checkpoint(
+            &path,
+            &cfg,
+            &data.preprocessor,
+            &outcome.model,
+            &serde_json::json!({}),
+        )
+        .unwrap()
+    };
+    save();
     // Saving again over an existing checkpoint replaces it and leaves no temporary folder.
-    save_checkpoint(
-        &path,
-        &cfg,
-        &data.preprocessor,
-        &outcome.model,
-        &serde_json::json!({}),
-    )
-    .unwrap();
+    save();
+    (cfg, data, outcome, path)
+}
+
+#[test]
+fn checkpoint_round_trip_gives_identical_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, data, outcome, path) = saved_checkpoint(dir.path());
     let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(entries.len(), 1);
+    let device = default_device();
     let ck = load_checkpoint(&path, &device).unwrap();
     let kinds = &data.meta().task_kinds;
     let before = predict(&outcome.model, &data.test, kinds, 512, &device);
@@ -118,24 +122,14 @@ fn checkpoint_round_trip_gives_identical_predictions() {
 
 #[test]
 fn truncated_weights_are_a_clear_error() {
-    let cfg = config(1);
-    let data = mtrec_data::load(&cfg.data, Path::new(".")).unwrap();
-    let device = default_device();
-    let outcome = train(&cfg, &data, &device, &mut NullObserver).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ck");
-    save_checkpoint(
-        &path,
-        &cfg,
-        &data.preprocessor,
-        &outcome.model,
-        &serde_json::json!({}),
-    )
-    .unwrap();
+    let (_, _, _, path) = saved_checkpoint(dir.path());
     let weights = path.join("model.safetensors");
     let bytes = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
-    let err = load_checkpoint(&path, &device).unwrap_err().to_string();
+    let err = load_checkpoint(&path, &default_device())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("model.safetensors"), "{err}");
 }
 

@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use mtrec_engine::{evaluate, load_checkpoint};
-use mtrec_report::{MetricsRow, metrics_table};
 
 use crate::cli::EvalArgs;
 use crate::progress::Progress;
@@ -31,18 +30,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         json["data"] = args.data.display().to_string().into();
         println!("{}", serde_json::to_string(&json)?);
     } else {
-        let rows: Vec<MetricsRow<'_>> = report
-            .tasks
-            .iter()
-            .map(|t| MetricsRow {
-                label: t.name.clone(),
-                metrics: &t.metrics,
-            })
-            .collect();
-        println!(
-            "{}",
-            metrics_table(&ck.config.model.kind().to_string(), &rows)
-        );
+        println!("{}", super::report_table(ck.config.model.kind(), &report));
     }
     Ok(())
 }

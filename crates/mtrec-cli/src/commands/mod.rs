@@ -8,6 +8,8 @@ mod predict;
 mod train;
 
 use anyhow::Result;
+use mtrec_engine::EvalReport;
+use mtrec_report::{MetricsRow, metrics_table};
 
 use crate::cli::{Command, DataCommand};
 
@@ -21,4 +23,17 @@ pub fn run(command: Command) -> Result<()> {
         Command::Data(DataCommand::Synth(args)) => data::synth(args),
         Command::Models => models::run(),
     }
+}
+
+/// A report's per-task metrics as a terminal table.
+fn report_table(title: &str, report: &EvalReport) -> String {
+    let rows: Vec<MetricsRow<'_>> = report
+        .tasks
+        .iter()
+        .map(|t| MetricsRow {
+            label: t.name.clone(),
+            metrics: &t.metrics,
+        })
+        .collect();
+    metrics_table(title, &rows)
 }

@@ -1,13 +1,13 @@
 //! `mtrec models`: the architectures and their config keys.
 
 use anyhow::Result;
-use mtrec_arch::{ArchConfig, MoeConfig, SharedBottomConfig, SingleTaskConfig};
+use mtrec_arch::{ArchConfig, BottomConfig, MoeConfig};
 
 pub fn run() -> Result<()> {
     for (kind, about) in ArchConfig::catalogue() {
         let example = match *kind {
-            "single-task" => ArchConfig::SingleTask(SingleTaskConfig::default()),
-            "shared-bottom" => ArchConfig::SharedBottom(SharedBottomConfig::default()),
+            "single-task" => ArchConfig::SingleTask(BottomConfig::default()),
+            "shared-bottom" => ArchConfig::SharedBottom(BottomConfig::default()),
             "omoe" => ArchConfig::Omoe(MoeConfig::default()),
             _ => ArchConfig::Mmoe(MoeConfig::default()),
         };

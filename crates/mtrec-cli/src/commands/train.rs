@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use mtrec_engine::{ExperimentConfig, TrainOutcome, save_checkpoint};
-use mtrec_report::{MetricsRow, Panel, Series, metrics_table, write_svg};
+use mtrec_report::{Panel, Series, write_svg};
 
 use crate::cli::TrainArgs;
 use crate::progress::Progress;
@@ -135,18 +135,9 @@ fn curve_panels(outcome: &TrainOutcome) -> Vec<Panel> {
 }
 
 fn print_summary(cfg: &ExperimentConfig, outcome: &TrainOutcome, out: &Path, wall: f64) {
-    let rows: Vec<MetricsRow<'_>> = outcome
-        .test
-        .tasks
-        .iter()
-        .map(|t| MetricsRow {
-            label: t.name.clone(),
-            metrics: &t.metrics,
-        })
-        .collect();
     println!(
         "{}",
-        metrics_table(&format!("{} test", cfg.model.kind()), &rows)
+        super::report_table(&format!("{} test", cfg.model.kind()), &outcome.test)
     );
     println!(
         "best epoch {} of {}; training {:.1}s ({:.0} examples/s); wall {:.1}s; checkpoint {}",
