@@ -5,6 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::adatt::AdaTTConfig;
+use crate::cross_stitch::CrossStitchConfig;
+use crate::l2_constrained::L2ConstrainedConfig;
+use crate::ple::PleConfig;
+use crate::tensor_factorization::TensorFactorizationConfig;
+
 /// How the sparse fields become the model input (spec §1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -32,6 +38,14 @@ pub enum ArchConfig {
     SharedBottom(BottomConfig),
     Omoe(MoeConfig),
     Mmoe(MoeConfig),
+    /// CGC: PLE with a single extraction level (`n_levels` is ignored).
+    Cgc(PleConfig),
+    Ple(PleConfig),
+    /// AdaTT; `n_shared_experts = 0` is AdaTT-sp.
+    Adatt(AdaTTConfig),
+    CrossStitch(CrossStitchConfig),
+    L2Constrained(L2ConstrainedConfig),
+    TensorFactorization(TensorFactorizationConfig),
 }
 
 impl Default for ArchConfig {
@@ -48,6 +62,12 @@ impl ArchConfig {
             ArchConfig::SharedBottom(_) => "shared-bottom",
             ArchConfig::Omoe(_) => "omoe",
             ArchConfig::Mmoe(_) => "mmoe",
+            ArchConfig::Cgc(_) => "cgc",
+            ArchConfig::Ple(_) => "ple",
+            ArchConfig::Adatt(_) => "adatt",
+            ArchConfig::CrossStitch(_) => "cross-stitch",
+            ArchConfig::L2Constrained(_) => "l2-constrained",
+            ArchConfig::TensorFactorization(_) => "tensor-factorization",
         }
     }
 
@@ -69,6 +89,30 @@ impl ArchConfig {
             (
                 "mmoe",
                 "multi-gate mixture of experts (Ma et al., KDD 2018): one gate per task",
+            ),
+            (
+                "cgc",
+                "customized gate control: task-specific and shared experts, one level (Tang et al., RecSys 2020)",
+            ),
+            (
+                "ple",
+                "progressive layered extraction: stacked CGC levels with shared gates (Tang et al., RecSys 2020)",
+            ),
+            (
+                "adatt",
+                "adaptive task-to-task fusion with native experts; n_shared_experts = 0 is AdaTT-sp (Li et al., KDD 2023)",
+            ),
+            (
+                "cross-stitch",
+                "one MLP column per task, mixed after every hidden layer by learned TxT units (Misra et al., CVPR 2016)",
+            ),
+            (
+                "l2-constrained",
+                "one network per task tied by an alpha-weighted squared L2 distance (Duong et al., ACL 2015)",
+            ),
+            (
+                "tensor-factorization",
+                "per-task hidden layers whose stacked weights are one Tucker-factorised tensor (Yang & Hospedales, ICLR 2017)",
             ),
         ]
     }
@@ -110,5 +154,26 @@ impl Default for MoeConfig {
             expert: vec![16],
             tower: vec![8],
         }
+    }
+}
+
+impl ArchConfig {
+    /// The default config of every kind, in catalogue order (for `mtrec models`).
+    pub fn defaults() -> Vec<ArchConfig> {
+        vec![
+            ArchConfig::SingleTask(BottomConfig::default()),
+            ArchConfig::SharedBottom(BottomConfig::default()),
+            ArchConfig::Omoe(MoeConfig::default()),
+            ArchConfig::Mmoe(MoeConfig::default()),
+            ArchConfig::Cgc(PleConfig {
+                n_levels: 1,
+                ..PleConfig::default()
+            }),
+            ArchConfig::Ple(PleConfig::default()),
+            ArchConfig::Adatt(AdaTTConfig::default()),
+            ArchConfig::CrossStitch(CrossStitchConfig::default()),
+            ArchConfig::L2Constrained(L2ConstrainedConfig::default()),
+            ArchConfig::TensorFactorization(TensorFactorizationConfig::default()),
+        ]
     }
 }

@@ -5,17 +5,27 @@
 //! [`Model`]. The engine only sees the trait, so a new architecture is a new file, a new enum
 //! variant and a new match arm here: nothing in the training loop changes.
 
+pub mod adatt;
 pub mod config;
+pub mod cross_stitch;
 pub mod error;
+pub mod l2_constrained;
 pub mod model;
 pub mod moe;
+pub mod ple;
 pub mod shared_bottom;
 pub mod single_task;
+pub mod tensor_factorization;
 
+pub use adatt::{AdaTT, AdaTTConfig};
 pub use config::{ArchConfig, BottomConfig, EmbeddingConfig, MoeConfig};
+pub use cross_stitch::{CrossStitch, CrossStitchConfig};
 pub use error::ArchError;
+pub use l2_constrained::{L2Constrained, L2ConstrainedConfig};
 pub use model::{Model, ModelOutput, MultiTaskModel, build};
 pub use moe::Moe;
 pub use mtrec_nn::ModelInput;
+pub use ple::{Ple, PleConfig};
 pub use shared_bottom::SharedBottom;
 pub use single_task::SingleTask;
+pub use tensor_factorization::{TensorFactorization, TensorFactorizationConfig};

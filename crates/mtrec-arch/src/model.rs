@@ -5,7 +5,11 @@ use burn::prelude::*;
 use mtrec_data::FeatureMeta;
 use mtrec_nn::{FeatureEmbeddingConfig, ModelInput};
 
-use crate::{ArchConfig, ArchError, EmbeddingConfig, Moe, SharedBottom, SingleTask, moe::MoeKind};
+use crate::moe::MoeKind;
+use crate::{
+    AdaTT, ArchConfig, ArchError, CrossStitch, EmbeddingConfig, L2Constrained, Moe, Ple, PleConfig,
+    SharedBottom, SingleTask, TensorFactorization,
+};
 
 /// What a forward pass returns.
 #[derive(Debug, Clone)]
@@ -30,23 +34,36 @@ pub enum Model {
     SingleTask(SingleTask),
     SharedBottom(SharedBottom),
     Moe(Moe),
+    Ple(Ple),
+    AdaTT(AdaTT),
+    CrossStitch(CrossStitch),
+    L2Constrained(L2Constrained),
+    TensorFactorization(TensorFactorization),
+}
+
+/// Calls the same method on whichever architecture the enum holds.
+macro_rules! dispatch {
+    ($self:ident, $m:ident => $call:expr) => {
+        match $self {
+            Model::SingleTask($m) => $call,
+            Model::SharedBottom($m) => $call,
+            Model::Moe($m) => $call,
+            Model::Ple($m) => $call,
+            Model::AdaTT($m) => $call,
+            Model::CrossStitch($m) => $call,
+            Model::L2Constrained($m) => $call,
+            Model::TensorFactorization($m) => $call,
+        }
+    };
 }
 
 impl MultiTaskModel for Model {
     fn forward(&self, input: &ModelInput) -> ModelOutput {
-        match self {
-            Model::SingleTask(m) => m.forward(input),
-            Model::SharedBottom(m) => m.forward(input),
-            Model::Moe(m) => m.forward(input),
-        }
+        dispatch!(self, m => m.forward(input))
     }
 
     fn n_tasks(&self) -> usize {
-        match self {
-            Model::SingleTask(m) => m.n_tasks(),
-            Model::SharedBottom(m) => m.n_tasks(),
-            Model::Moe(m) => m.n_tasks(),
-        }
+        dispatch!(self, m => m.n_tasks())
     }
 }
 
@@ -120,6 +137,34 @@ pub fn build(
                 MoeKind::GatePerTask
             };
             Model::Moe(Moe::new(c, gates, emb, n_tasks, device))
+        }
+        ArchConfig::Cgc(c) => {
+            let c = PleConfig {
+                n_levels: 1,
+                ..c.clone()
+            };
+            c.validate(n_tasks)?;
+            Model::Ple(Ple::new(&c, emb, n_tasks, device))
+        }
+        ArchConfig::Ple(c) => {
+            c.validate(n_tasks)?;
+            Model::Ple(Ple::new(c, emb, n_tasks, device))
+        }
+        ArchConfig::Adatt(c) => {
+            c.validate(n_tasks)?;
+            Model::AdaTT(AdaTT::new(c, emb, n_tasks, device))
+        }
+        ArchConfig::CrossStitch(c) => {
+            c.validate(n_tasks)?;
+            Model::CrossStitch(CrossStitch::new(c, emb, n_tasks, device))
+        }
+        ArchConfig::L2Constrained(c) => {
+            c.validate(n_tasks)?;
+            Model::L2Constrained(L2Constrained::new(c, emb, n_tasks, device))
+        }
+        ArchConfig::TensorFactorization(c) => {
+            c.validate(n_tasks)?;
+            Model::TensorFactorization(TensorFactorization::new(c, emb, n_tasks, device))
         }
     })
 }
