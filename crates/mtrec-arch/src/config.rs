@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adatt::AdaTTConfig;
 use crate::cross_stitch::CrossStitchConfig;
+use crate::esmm::EsmmConfig;
 use crate::l2_constrained::L2ConstrainedConfig;
 use crate::ple::PleConfig;
 use crate::tensor_factorization::TensorFactorizationConfig;
@@ -46,6 +47,7 @@ pub enum ArchConfig {
     CrossStitch(CrossStitchConfig),
     L2Constrained(L2ConstrainedConfig),
     TensorFactorization(TensorFactorizationConfig),
+    Esmm(EsmmConfig),
 }
 
 impl Default for ArchConfig {
@@ -68,6 +70,7 @@ impl ArchConfig {
             ArchConfig::CrossStitch(_) => "cross-stitch",
             ArchConfig::L2Constrained(_) => "l2-constrained",
             ArchConfig::TensorFactorization(_) => "tensor-factorization",
+            ArchConfig::Esmm(_) => "esmm",
         }
     }
 
@@ -113,6 +116,10 @@ impl ArchConfig {
             (
                 "tensor-factorization",
                 "per-task hidden layers whose stacked weights are one Tucker-factorised tensor (Yang & Hospedales, ICLR 2017)",
+            ),
+            (
+                "esmm",
+                "entire-space CTR x CVR towers over shared embeddings, tasks click then conversion (Ma et al., SIGIR 2018)",
             ),
         ]
     }
@@ -174,6 +181,7 @@ impl ArchConfig {
             ArchConfig::CrossStitch(CrossStitchConfig::default()),
             ArchConfig::L2Constrained(L2ConstrainedConfig::default()),
             ArchConfig::TensorFactorization(TensorFactorizationConfig::default()),
+            ArchConfig::Esmm(EsmmConfig::default()),
         ]
     }
 }

@@ -7,8 +7,8 @@ use mtrec_nn::{FeatureEmbeddingConfig, ModelInput};
 
 use crate::moe::MoeKind;
 use crate::{
-    AdaTT, ArchConfig, ArchError, CrossStitch, EmbeddingConfig, L2Constrained, Moe, Ple, PleConfig,
-    SharedBottom, SingleTask, TensorFactorization,
+    AdaTT, ArchConfig, ArchError, CrossStitch, EmbeddingConfig, Esmm, L2Constrained, Moe, Ple,
+    PleConfig, SharedBottom, SingleTask, TensorFactorization,
 };
 
 /// What a forward pass returns.
@@ -26,6 +26,24 @@ pub struct ModelOutput {
 pub trait MultiTaskModel {
     fn forward(&self, input: &ModelInput) -> ModelOutput;
     fn n_tasks(&self) -> usize;
+
+    /// Figures the model defines beyond its trained outputs (ESMM's CVR); none by default.
+    fn derived_tasks(&self) -> Vec<DerivedTask> {
+        Vec::new()
+    }
+}
+
+/// A probability derived as a ratio of two task outputs and scored only on the rows where
+/// another task's label is positive: ESMM's `pCVR = pCTCVR / pCTR`, judged on clicked rows
+/// against the conversion label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DerivedTask {
+    pub name: String,
+    /// Task whose probability is the numerator, and whose label is the target.
+    pub numerator: usize,
+    pub denominator: usize,
+    /// Only rows where this task's label is positive count.
+    pub given: usize,
 }
 
 /// Any architecture of the zoo, as one burn module (so one save/load path).
@@ -39,6 +57,7 @@ pub enum Model {
     CrossStitch(CrossStitch),
     L2Constrained(L2Constrained),
     TensorFactorization(TensorFactorization),
+    Esmm(Esmm),
 }
 
 /// Calls the same method on whichever architecture the enum holds.
@@ -53,6 +72,7 @@ macro_rules! dispatch {
             Model::CrossStitch($m) => $call,
             Model::L2Constrained($m) => $call,
             Model::TensorFactorization($m) => $call,
+            Model::Esmm($m) => $call,
         }
     };
 }
@@ -64,6 +84,18 @@ impl MultiTaskModel for Model {
 
     fn n_tasks(&self) -> usize {
         dispatch!(self, m => m.n_tasks())
+    }
+
+    fn derived_tasks(&self) -> Vec<DerivedTask> {
+        match self {
+            Model::Esmm(_) => vec![DerivedTask {
+                name: "cvr".into(),
+                numerator: 1,
+                denominator: 0,
+                given: 0,
+            }],
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -165,6 +197,10 @@ pub fn build(
         ArchConfig::TensorFactorization(c) => {
             c.validate(n_tasks)?;
             Model::TensorFactorization(TensorFactorization::new(c, emb, n_tasks, device))
+        }
+        ArchConfig::Esmm(c) => {
+            c.validate(n_tasks)?;
+            Model::Esmm(Esmm::new(c, emb, device))
         }
     })
 }

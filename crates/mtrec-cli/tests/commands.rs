@@ -29,7 +29,19 @@ fn every_command_has_help_with_an_example() {
 fn models_lists_every_kind() {
     let o = mtrec(&["models"]);
     let s = stdout(&o);
-    for kind in ["single-task", "shared-bottom", "omoe", "mmoe"] {
+    for kind in [
+        "single-task",
+        "shared-bottom",
+        "omoe",
+        "mmoe",
+        "cgc",
+        "ple",
+        "adatt",
+        "cross-stitch",
+        "l2-constrained",
+        "tensor-factorization",
+        "esmm",
+    ] {
         assert!(s.contains(kind), "{s}");
     }
     assert!(s.contains("n_experts"), "{s}");
@@ -79,4 +91,34 @@ fn synth_writes_csv_and_parquet_that_train() {
     }
     let o = mtrec(&["data", "synth", "--correlation", "2", "--out", "x.csv"]);
     assert!(!o.status.success());
+}
+
+#[test]
+fn esmm_runs_on_both_bundled_click_conversion_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    for (config, conversion) in [
+        ("configs/ali-ccp-esmm.toml", "purchase"),
+        ("configs/aliexpress-esmm.toml", "conversion"),
+    ] {
+        let out = dir.path().join(conversion);
+        let o = mtrec(&[
+            "train",
+            "--config",
+            config,
+            "--epochs",
+            "2",
+            "--json",
+            "--out",
+            &out.display().to_string(),
+        ]);
+        assert!(o.status.success(), "{config}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        for task in ["click", conversion, "cvr"] {
+            assert!(
+                v["tasks"][task]["n"].as_u64().unwrap() > 0,
+                "{config}: {task}"
+            );
+        }
+        assert!(v["tasks"]["click"]["logloss"].as_f64().unwrap().is_finite());
+    }
 }

@@ -1,9 +1,9 @@
 //! Prediction and per-task metrics on a held-out table.
 
 use burn::prelude::*;
-use mtrec_arch::MultiTaskModel;
+use mtrec_arch::{DerivedTask, MultiTaskModel};
 use mtrec_data::{EncodedTable, TaskKind, batches};
-use mtrec_metrics::{MetricError, TaskMetrics, binary_metrics, logloss, regression_metrics};
+use mtrec_metrics::{MetricError, TaskMetrics, auc, binary_metrics, logloss, regression_metrics};
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
@@ -21,6 +21,10 @@ pub struct TaskReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct EvalReport {
     pub tasks: Vec<TaskReport>,
+    /// Figures the model derives from its outputs (ESMM's CVR on clicked rows); not trained,
+    /// so not part of the loss or of model selection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived: Vec<TaskReport>,
     /// The weighted loss (logloss for binary tasks, MSE for regression), as trained.
     pub loss: f64,
 }
@@ -29,6 +33,7 @@ impl EvalReport {
     pub fn task(&self, name: &str) -> Option<&TaskMetrics> {
         self.tasks
             .iter()
+            .chain(&self.derived)
             .find(|t| t.name == name)
             .map(|t| &t.metrics)
     }
@@ -42,7 +47,7 @@ impl EvalReport {
     /// `{"tasks": {"income": {"auc": .., "logloss": ..}, ..}, "loss": ..}`.
     pub fn to_json(&self) -> serde_json::Value {
         let mut tasks = serde_json::Map::new();
-        for t in &self.tasks {
+        for t in self.tasks.iter().chain(&self.derived) {
             tasks.insert(
                 t.name.clone(),
                 serde_json::to_value(&t.metrics).unwrap_or_default(),
@@ -120,5 +125,58 @@ pub fn evaluate<M: MultiTaskModel>(
             metrics,
         });
     }
-    Ok(EvalReport { tasks, loss })
+    let derived = model
+        .derived_tasks()
+        .iter()
+        .map(|d| derived_metrics(d, &preds, table))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(EvalReport {
+        tasks,
+        derived,
+        loss,
+    })
+}
+
+/// AUC of `p[numerator] / p[denominator]` against the numerator's labels, on the rows where
+/// the `given` task's label is positive.
+fn derived_metrics(
+    d: &DerivedTask,
+    preds: &[Vec<f32>],
+    table: &EncodedTable,
+) -> Result<TaskReport, EngineError> {
+    let given = table.labels_of_task(d.given);
+    let target = table.labels_of_task(d.numerator);
+    let mut scores = Vec::new();
+    let mut labels = Vec::new();
+    for (i, &g) in given.iter().enumerate() {
+        if g > 0.5 {
+            scores.push(preds[d.numerator][i] / preds[d.denominator][i].max(f32::MIN_POSITIVE));
+            labels.push(target[i]);
+        }
+    }
+    let metrics = match auc(&scores, &labels) {
+        Ok(a) => TaskMetrics {
+            auc: Some(a),
+            n: labels.len(),
+            ..TaskMetrics::default()
+        },
+        Err(e @ (MetricError::SingleClass { .. } | MetricError::Empty)) => {
+            tracing::warn!("derived task `{}`: {e}", d.name);
+            TaskMetrics {
+                n: labels.len(),
+                ..TaskMetrics::default()
+            }
+        }
+        Err(error) => {
+            return Err(EngineError::Metric {
+                task: d.name.clone(),
+                error,
+            });
+        }
+    };
+    Ok(TaskReport {
+        name: d.name.clone(),
+        kind: TaskKind::Binary,
+        metrics,
+    })
 }

@@ -8,8 +8,9 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use mtrec_arch::{
-    AdaTTConfig, ArchConfig, BottomConfig, CrossStitchConfig, EmbeddingConfig, L2ConstrainedConfig,
-    Model, ModelInput, MoeConfig, MultiTaskModel, PleConfig, TensorFactorizationConfig,
+    AdaTTConfig, ArchConfig, BottomConfig, CrossStitchConfig, EmbeddingConfig, EsmmConfig,
+    L2ConstrainedConfig, Model, ModelInput, MoeConfig, MultiTaskModel, PleConfig,
+    TensorFactorizationConfig,
 };
 use mtrec_data::{FeatureMeta, TaskKind};
 use mtrec_engine::{ExperimentConfig, Monitor, NullObserver, TrainConfig, task_losses, train};
@@ -78,7 +79,16 @@ fn zoo() -> Vec<ArchConfig> {
             tower: vec![3],
             ranks: [4, 3, 2],
         }),
+        ArchConfig::Esmm(EsmmConfig { tower: vec![6, 4] }),
     ]
+}
+
+/// ESMM models exactly two tasks (click, conversion); every other model takes any number.
+fn task_counts(arch: &ArchConfig) -> &'static [usize] {
+    match arch {
+        ArchConfig::Esmm(_) => &[2],
+        _ => &[2, 3],
+    }
 }
 
 fn meta(n_tasks: usize) -> FeatureMeta {
@@ -136,7 +146,7 @@ fn build(arch: &ArchConfig, n_tasks: usize, device: &Device, seed: u64) -> Model
 fn outputs_have_one_column_per_task() {
     let device = Device::default();
     for arch in zoo() {
-        for t in [2, 3] {
+        for &t in task_counts(&arch) {
             let model = build(&arch, t, &device, 1);
             let (input, _) = batch(t, &device);
             let out = model.forward(&input).outputs;
@@ -203,7 +213,7 @@ fn gradients_match_finite_differences() {
     // for f32 round-off (~1e-7 of a loss near 1) to stay far below the tolerance.
     let eps = 1e-3f32;
     for arch in zoo() {
-        let t = 3;
+        let t = *task_counts(&arch).last().unwrap();
         let model = build(&arch, t, &ad, 11);
         let grads = loss_of(&model, t, &ad).backward();
         let mut visitor = Grads {
@@ -286,7 +296,11 @@ fn short_training_beats_predicting_the_mean() {
     .unwrap();
     let data = mtrec_data::load(&base.data, Path::new(".")).unwrap();
     let device = mtrec_engine::default_device();
-    for arch in zoo() {
+    // ESMM's binary click/conversion pair is trained in `esmm.rs`.
+    for arch in zoo()
+        .into_iter()
+        .filter(|a| !matches!(a, ArchConfig::Esmm(_)))
+    {
         let mut cfg = base.clone();
         cfg.model = arch.clone();
         cfg.train = TrainConfig {

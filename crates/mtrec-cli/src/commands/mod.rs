@@ -30,6 +30,7 @@ fn report_table(title: &str, report: &EvalReport) -> String {
     let rows: Vec<MetricsRow<'_>> = report
         .tasks
         .iter()
+        .chain(&report.derived)
         .map(|t| MetricsRow {
             label: t.name.clone(),
             metrics: &t.metrics,
