@@ -36,6 +36,7 @@ use mtrec_nn::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::levels::LevelInput;
 use crate::{ArchError, ModelOutput};
 
 /// AdaTT-sp (`n_shared_experts = 0`) and general AdaTT: the `[model]` keys.
@@ -110,15 +111,6 @@ impl AdaTTConfig {
             "adatt"
         }
     }
-}
-
-/// What a level reads: level 1 sees the model input everywhere, later levels one row per unit.
-#[derive(Debug, Clone)]
-pub enum LevelInput {
-    /// `[B, in]`, read by every expert and gate.
-    Same(Tensor<2>),
-    /// `[B, U, in]`: row `t` for task `t`'s experts and gate, row `T` for the shared unit's.
-    PerUnit(Tensor<3>),
 }
 
 /// One fusion level.
@@ -329,25 +321,9 @@ impl AdaTT {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{emb_config, sample_input as batch};
     use burn::module::ModuleVisitor;
     use burn::tensor::Tolerance;
-
-    fn emb_config() -> FeatureEmbeddingConfig {
-        FeatureEmbeddingConfig {
-            vocab_sizes: vec![5, 3],
-            n_dense: 3,
-            d_emb: 2,
-            init_std: 0.5,
-        }
-    }
-
-    fn batch(device: &Device) -> ModelInput {
-        let sparse = [1i64, 2, 4, 0, 0, 1, 3, 2];
-        let dense = [
-            0.5f32, -1.0, 0.3, 1.2, 0.1, -0.7, -0.4, 0.9, 2.0, 0.0, -1.5, 0.8,
-        ];
-        ModelInput::from_host(4, &sparse, 2, &dense, 3, device)
-    }
 
     fn config(n_levels: usize, experts_per_task: usize, n_shared_experts: usize) -> AdaTTConfig {
         AdaTTConfig {

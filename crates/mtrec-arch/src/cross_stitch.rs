@@ -176,23 +176,7 @@ fn stitch(h: Tensor<3>, a: &Param<Tensor<2>>) -> Tensor<3> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn emb_config() -> FeatureEmbeddingConfig {
-        FeatureEmbeddingConfig {
-            vocab_sizes: vec![5, 3],
-            n_dense: 3,
-            d_emb: 2,
-            init_std: 0.5,
-        }
-    }
-
-    fn input(device: &Device) -> ModelInput {
-        let sparse = [1i64, 2, 4, 0, 0, 1, 3, 2];
-        let dense = [
-            0.5f32, -1.0, 0.3, 1.2, 0.1, -0.7, -0.4, 0.9, 2.0, 0.0, -1.5, 0.8,
-        ];
-        ModelInput::from_host(4, &sparse, 2, &dense, 3, device)
-    }
+    use crate::test_support::{emb_config, sample_input as input};
 
     fn host(t: Tensor<2>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()

@@ -11,12 +11,15 @@ pub mod cross_stitch;
 pub mod error;
 pub mod esmm;
 pub mod l2_constrained;
+pub mod levels;
 pub mod model;
 pub mod moe;
 pub mod ple;
 pub mod shared_bottom;
 pub mod single_task;
 pub mod tensor_factorization;
+#[cfg(test)]
+mod test_support;
 
 pub use adatt::{AdaTT, AdaTTConfig};
 pub use config::{ArchConfig, BottomConfig, EmbeddingConfig, MoeConfig};

@@ -29,6 +29,7 @@ use mtrec_nn::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::levels::LevelInput;
 use crate::{ArchError, ModelOutput};
 
 /// PLE (`n_levels > 1`) and CGC (`n_levels = 1`): the `[model]` keys of `kind = "ple"` and
@@ -98,15 +99,6 @@ impl PleConfig {
         }
         Ok(())
     }
-}
-
-/// What a level reads: level 1 sees the model input everywhere, later levels one row per unit.
-#[derive(Debug, Clone)]
-pub enum LevelInput {
-    /// `[B, in]`, read by every expert and gate.
-    Same(Tensor<2>),
-    /// `[B, T+1, in]`: row `k` for task `k`'s experts and gate, row `T` for the shared ones.
-    PerUnit(Tensor<3>),
 }
 
 /// One extraction level.
@@ -298,25 +290,9 @@ impl Ple {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{emb_config, sample_input as batch};
     use burn::module::{ModuleVisitor, Param};
     use burn::tensor::Tolerance;
-
-    fn emb_config() -> FeatureEmbeddingConfig {
-        FeatureEmbeddingConfig {
-            vocab_sizes: vec![5, 3],
-            n_dense: 3,
-            d_emb: 2,
-            init_std: 0.5,
-        }
-    }
-
-    fn batch(device: &Device) -> ModelInput {
-        let sparse = [1i64, 2, 4, 0, 0, 1, 3, 2];
-        let dense = [
-            0.5f32, -1.0, 0.3, 1.2, 0.1, -0.7, -0.4, 0.9, 2.0, 0.0, -1.5, 0.8,
-        ];
-        ModelInput::from_host(4, &sparse, 2, &dense, 3, device)
-    }
 
     fn small(n_levels: usize) -> PleConfig {
         PleConfig {
