@@ -36,7 +36,7 @@ use mtrec_nn::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::levels::LevelInput;
+use crate::levels::{LevelInput, run_levels};
 use crate::{ArchError, ModelOutput};
 
 /// AdaTT-sp (`n_shared_experts = 0`) and general AdaTT: the `[model]` keys.
@@ -282,18 +282,9 @@ impl AdaTT {
 
     /// The last level's task outputs `f_t^L`, `[B, T, H]`: the towers' inputs.
     pub fn fuse(&self, x: Tensor<2>) -> Tensor<3> {
-        let mut input = LevelInput::Same(x);
-        for level in &self.levels {
-            input = LevelInput::PerUnit(level.forward(input));
-        }
-        match input {
-            LevelInput::PerUnit(h) => h,
-            // Unreachable for a built model (it has at least one level); every task then sees x.
-            LevelInput::Same(x) => {
-                let [b, d] = x.dims();
-                x.unsqueeze_dim::<3>(1).expand([b, self.n_tasks, d])
-            }
-        }
+        run_levels(x, &self.levels, self.n_tasks, |level, input| {
+            level.forward(input)
+        })
     }
 
     pub fn forward(&self, input: &ModelInput) -> ModelOutput {

@@ -29,7 +29,7 @@ use mtrec_nn::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::levels::LevelInput;
+use crate::levels::{LevelInput, run_levels};
 use crate::{ArchError, ModelOutput};
 
 /// PLE (`n_levels > 1`) and CGC (`n_levels = 1`): the `[model]` keys of `kind = "ple"` and
@@ -256,18 +256,9 @@ impl Ple {
 
     /// The last level's task outputs `[B, T, H]`, the towers' inputs.
     pub fn extract(&self, x: Tensor<2>) -> Tensor<3> {
-        let mut input = LevelInput::Same(x);
-        for level in &self.levels {
-            input = LevelInput::PerUnit(level.forward(input));
-        }
-        match input {
-            LevelInput::PerUnit(h) => h,
-            // Unreachable for a built model (it has at least one level); every task then sees x.
-            LevelInput::Same(x) => {
-                let [b, d] = x.dims();
-                x.unsqueeze_dim::<3>(1).expand([b, self.n_tasks, d])
-            }
-        }
+        run_levels(x, &self.levels, self.n_tasks, |level, input| {
+            level.forward(input)
+        })
     }
 
     pub fn forward(&self, input: &ModelInput) -> ModelOutput {
