@@ -294,25 +294,6 @@ mod tests {
     }
 
     #[test]
-    fn dense_only_and_sparse_only_inputs() {
-        let device = Device::default();
-        let dense = FeatureEmbeddingConfig {
-            vocab_sizes: vec![],
-            ..emb_config()
-        };
-        let model = L2Constrained::new(&config(), dense, 2, &device);
-        let x = ModelInput::from_host(2, &[], 0, &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 3, &device);
-        assert_eq!(model.forward(&x).outputs.dims(), [2, 2]);
-        let sparse = FeatureEmbeddingConfig {
-            n_dense: 0,
-            ..emb_config()
-        };
-        let model = L2Constrained::new(&config(), sparse, 3, &device);
-        let x = ModelInput::from_host(2, &[1, 2, 3, 0], 2, &[], 0, &device);
-        assert_eq!(model.forward(&x).outputs.dims(), [2, 3]);
-    }
-
-    #[test]
     fn aux_loss_matches_brute_force_pairwise_distances() {
         let device = Device::default();
         device.seed(11);

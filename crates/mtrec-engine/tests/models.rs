@@ -156,6 +156,25 @@ fn outputs_have_one_column_per_task() {
     }
 }
 
+#[test]
+fn dense_only_and_sparse_only_inputs_work() {
+    let device = Device::default();
+    for arch in zoo() {
+        let mut dense_only = meta(2);
+        dense_only.sparse_names.clear();
+        dense_only.vocab_sizes.clear();
+        let model = mtrec_arch::build(&arch, &EMB, &dense_only, &device).unwrap();
+        let x = ModelInput::from_host(2, &[], 0, &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 3, &device);
+        assert_eq!(model.forward(&x).outputs.dims(), [2, 2], "{}", arch.kind());
+
+        let mut sparse_only = meta(2);
+        sparse_only.dense_names.clear();
+        let model = mtrec_arch::build(&arch, &EMB, &sparse_only, &device).unwrap();
+        let x = ModelInput::from_host(2, &[1, 2, 3, 0], 2, &[], 0, &device);
+        assert_eq!(model.forward(&x).outputs.dims(), [2, 2], "{}", arch.kind());
+    }
+}
+
 /// Collects every float parameter's gradient (flattened) in module order.
 struct Grads<'a> {
     grads: &'a burn::tensor::Gradients,
