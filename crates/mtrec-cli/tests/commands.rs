@@ -122,3 +122,18 @@ fn esmm_runs_on_both_bundled_click_conversion_samples() {
         assert!(v["tasks"]["click"]["logloss"].as_f64().unwrap().is_finite());
     }
 }
+
+/// Regression: printing into a closed pipe (`mtrec models | head -1`) panicked.
+#[test]
+fn closed_stdout_ends_quietly() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtrec"))
+        .arg("models")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
