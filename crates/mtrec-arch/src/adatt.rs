@@ -85,21 +85,8 @@ impl AdaTTConfig {
                 "experts_per_task must be at least 1: every task unit needs native experts".into(),
             ));
         }
-        if self.expert.is_empty() {
-            return Err(invalid("expert needs at least one layer".into()));
-        }
-        if self.expert.contains(&0) {
-            return Err(invalid(format!(
-                "expert has a layer of width 0: {:?}",
-                self.expert
-            )));
-        }
-        if self.tower.contains(&0) {
-            return Err(invalid(format!(
-                "tower has a layer of width 0: {:?}",
-                self.tower
-            )));
-        }
+        ArchError::check_layers("adatt", "expert", &self.expert, true)?;
+        ArchError::check_layers("adatt", "tower", &self.tower, false)?;
         Ok(())
     }
 

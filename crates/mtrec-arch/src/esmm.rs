@@ -49,12 +49,7 @@ impl EsmmConfig {
                 "needs exactly two tasks (click, then conversion), the data has {n_tasks}"
             )));
         }
-        if self.tower.contains(&0) {
-            return Err(bad(format!(
-                "tower has a layer of width 0: {:?}",
-                self.tower
-            )));
-        }
+        ArchError::check_layers("esmm", "tower", &self.tower, false)?;
         Ok(())
     }
 }

@@ -65,16 +65,8 @@ impl L2ConstrainedConfig {
         if n_tasks == 0 {
             return Err(invalid("needs at least one task".into()));
         }
-        if self.hidden.is_empty() {
-            return Err(invalid("hidden needs at least one layer".into()));
-        }
-        for (what, widths) in [("hidden", &self.hidden), ("tower", &self.tower)] {
-            if widths.contains(&0) {
-                return Err(invalid(format!(
-                    "{what} has a layer of width 0: {widths:?}"
-                )));
-            }
-        }
+        ArchError::check_layers(MODEL, "hidden", &self.hidden, true)?;
+        ArchError::check_layers(MODEL, "tower", &self.tower, false)?;
         if !(self.alpha.is_finite() && self.alpha >= 0.0) {
             return Err(invalid(format!(
                 "alpha must be finite and non-negative, got {}",

@@ -99,16 +99,6 @@ impl MultiTaskModel for Model {
     }
 }
 
-fn check_widths(model: &'static str, what: &str, widths: &[usize]) -> Result<(), ArchError> {
-    if widths.contains(&0) {
-        return Err(ArchError::Invalid {
-            model,
-            message: format!("{what} has a layer of width 0: {widths:?}"),
-        });
-    }
-    Ok(())
-}
-
 /// Builds a freshly initialised model for data with the given feature layout. Loading a
 /// checkpoint builds the same model and then overwrites its weights, so the two share this path.
 pub fn build(
@@ -139,28 +129,22 @@ pub fn build(
     let kind = arch.kind();
     Ok(match arch {
         ArchConfig::SingleTask(c) => {
-            check_widths(kind, "bottom", &c.bottom)?;
-            check_widths(kind, "tower", &c.tower)?;
-            if c.bottom.is_empty() {
-                return Err(ArchError::Invalid {
-                    model: kind,
-                    message: "bottom needs at least one layer".into(),
-                });
-            }
+            ArchError::check_layers(kind, "bottom", &c.bottom, true)?;
+            ArchError::check_layers(kind, "tower", &c.tower, false)?;
             Model::SingleTask(SingleTask::new(c, emb, n_tasks, device))
         }
         ArchConfig::SharedBottom(c) => {
-            check_widths(kind, "bottom", &c.bottom)?;
-            check_widths(kind, "tower", &c.tower)?;
+            ArchError::check_layers(kind, "bottom", &c.bottom, false)?;
+            ArchError::check_layers(kind, "tower", &c.tower, false)?;
             Model::SharedBottom(SharedBottom::new(c, emb, n_tasks, device))
         }
         ArchConfig::Omoe(c) | ArchConfig::Mmoe(c) => {
-            check_widths(kind, "expert", &c.expert)?;
-            check_widths(kind, "tower", &c.tower)?;
-            if c.n_experts == 0 || c.expert.is_empty() {
+            ArchError::check_layers(kind, "expert", &c.expert, true)?;
+            ArchError::check_layers(kind, "tower", &c.tower, false)?;
+            if c.n_experts == 0 {
                 return Err(ArchError::Invalid {
                     model: kind,
-                    message: "needs at least one expert with at least one layer".into(),
+                    message: "n_experts must be at least 1".into(),
                 });
             }
             let gates = if matches!(arch, ArchConfig::Omoe(_)) {

@@ -82,21 +82,8 @@ impl PleConfig {
                 self.n_task_experts, self.n_shared_experts
             )));
         }
-        if self.expert.is_empty() {
-            return Err(invalid("expert needs at least one layer".into()));
-        }
-        if self.expert.contains(&0) {
-            return Err(invalid(format!(
-                "expert has a layer of width 0: {:?}",
-                self.expert
-            )));
-        }
-        if self.tower.contains(&0) {
-            return Err(invalid(format!(
-                "tower has a layer of width 0: {:?}",
-                self.tower
-            )));
-        }
+        ArchError::check_layers("ple", "expert", &self.expert, true)?;
+        ArchError::check_layers("ple", "tower", &self.tower, false)?;
         Ok(())
     }
 }

@@ -80,16 +80,8 @@ impl TensorFactorizationConfig {
         if n_tasks == 0 {
             return Err(invalid("needs at least one task".into()));
         }
-        if self.hidden.is_empty() {
-            return Err(invalid("hidden needs at least one layer".into()));
-        }
-        for (what, widths) in [("hidden", &self.hidden), ("tower", &self.tower)] {
-            if widths.contains(&0) {
-                return Err(invalid(format!(
-                    "{what} has a layer of width 0: {widths:?}"
-                )));
-            }
-        }
+        ArchError::check_layers(MODEL, "hidden", &self.hidden, true)?;
+        ArchError::check_layers(MODEL, "tower", &self.tower, false)?;
         if self.ranks.contains(&0) {
             return Err(invalid(format!(
                 "every Tucker rank must be at least 1, got {:?}",
