@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::adatt::AdaTTConfig;
+use crate::automtl::{Genotype, SpaceConfig};
 use crate::cross_stitch::CrossStitchConfig;
 use crate::esmm::EsmmConfig;
 use crate::l2_constrained::L2ConstrainedConfig;
@@ -48,6 +49,12 @@ pub enum ArchConfig {
     L2Constrained(L2ConstrainedConfig),
     TensorFactorization(TensorFactorizationConfig),
     Esmm(EsmmConfig),
+    /// The AutoMTL search space (DESAN); `mtrec search` searches it, `build` gives the
+    /// super-network.
+    Automtl(SpaceConfig),
+    /// A discrete architecture found by `mtrec search` (what `--arch F.json` loads, and what a
+    /// searched model's checkpoint records).
+    Searched(Genotype),
 }
 
 impl Default for ArchConfig {
@@ -71,6 +78,8 @@ impl ArchConfig {
             ArchConfig::L2Constrained(_) => "l2-constrained",
             ArchConfig::TensorFactorization(_) => "tensor-factorization",
             ArchConfig::Esmm(_) => "esmm",
+            ArchConfig::Automtl(_) => "automtl",
+            ArchConfig::Searched(_) => "searched",
         }
     }
 
@@ -121,6 +130,14 @@ impl ArchConfig {
                 "esmm",
                 "entire-space CTR x CVR towers over shared embeddings, tasks click then conversion (Ma et al., SIGIR 2018)",
             ),
+            (
+                "automtl",
+                "the AutoMTL search space (DESAN super-network); run `mtrec search` on it (Jiang et al., KDD 2024)",
+            ),
+            (
+                "searched",
+                "an architecture found by `mtrec search`: `mtrec train --arch arch.json` retrains it",
+            ),
         ]
     }
 }
@@ -165,7 +182,8 @@ impl Default for MoeConfig {
 }
 
 impl ArchConfig {
-    /// The default config of every kind, in catalogue order (for `mtrec models`).
+    /// The default config of every kind, in catalogue order (for `mtrec models`); `searched`
+    /// has no default, its keys are a whole genotype.
     pub fn defaults() -> Vec<ArchConfig> {
         vec![
             ArchConfig::SingleTask(BottomConfig::default()),
@@ -182,6 +200,7 @@ impl ArchConfig {
             ArchConfig::L2Constrained(L2ConstrainedConfig::default()),
             ArchConfig::TensorFactorization(TensorFactorizationConfig::default()),
             ArchConfig::Esmm(EsmmConfig::default()),
+            ArchConfig::Automtl(SpaceConfig::default()),
         ]
     }
 }

@@ -6,6 +6,7 @@
 //! variant and a new match arm here: nothing in the training loop changes.
 
 pub mod adatt;
+pub mod automtl;
 pub mod config;
 pub mod cross_stitch;
 pub mod error;

@@ -5,6 +5,7 @@ use burn::prelude::*;
 use mtrec_data::FeatureMeta;
 use mtrec_nn::{FeatureEmbeddingConfig, ModelInput};
 
+use crate::automtl::AutoMtl;
 use crate::moe::MoeKind;
 use crate::{
     AdaTT, ArchConfig, ArchError, CrossStitch, EmbeddingConfig, Esmm, L2Constrained, Moe, Ple,
@@ -58,6 +59,7 @@ pub enum Model {
     L2Constrained(L2Constrained),
     TensorFactorization(TensorFactorization),
     Esmm(Esmm),
+    AutoMtl(AutoMtl),
 }
 
 /// Calls the same method on whichever architecture the enum holds.
@@ -73,6 +75,7 @@ macro_rules! dispatch {
             Model::L2Constrained($m) => $call,
             Model::TensorFactorization($m) => $call,
             Model::Esmm($m) => $call,
+            Model::AutoMtl($m) => $call,
         }
     };
 }
@@ -185,6 +188,26 @@ pub fn build(
         ArchConfig::Esmm(c) => {
             c.validate(n_tasks)?;
             Model::Esmm(Esmm::new(c, emb, device))
+        }
+        ArchConfig::Automtl(space) => {
+            space.validate()?;
+            Model::AutoMtl(AutoMtl::supernet(
+                space,
+                embedding.dim,
+                embedding.init_std,
+                meta,
+                device,
+            ))
+        }
+        ArchConfig::Searched(genotype) => {
+            genotype.validate(meta)?;
+            Model::AutoMtl(AutoMtl::from_genotype(
+                genotype,
+                embedding.dim,
+                embedding.init_std,
+                meta,
+                device,
+            ))
         }
     })
 }

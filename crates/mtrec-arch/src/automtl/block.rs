@@ -1,0 +1,325 @@
+//! Mixture-of-operation blocks (spec §4, "Expert module"): a block is either a softmax-weighted
+//! mixture of candidate ops or, once discretised, the one op it chose.
+
+use burn::module::{Module, Param, RunningState};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::activation::{relu, softmax};
+use mtrec_nn::torch_linear_init;
+
+use super::OpKind;
+
+fn linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out)
+        .with_bias(bias)
+        .with_initializer(torch_linear_init(d_in))
+        .init(device)
+}
+
+/// `H(softmax(beta)) / log(#ops)`: 1 for a uniform mixture, 0 for a decided one. A single
+/// candidate is decided by definition.
+pub fn normalised_entropy(probs: &[f64]) -> f64 {
+    if probs.len() < 2 {
+        return 0.0;
+    }
+    let h: f64 = probs
+        .iter()
+        .filter(|p| **p > 0.0)
+        .map(|p| -p * p.ln())
+        .sum();
+    h / (probs.len() as f64).ln()
+}
+
+/// Identity: a true skip when widths agree, else a bias-free projection.
+#[derive(Module, Debug)]
+pub struct IdentityOp {
+    pub projection: Option<Linear>,
+}
+
+/// `Dropout -> Linear(in, h) -> BatchNorm -> ReLU -> Linear(h, out) -> ReLU`.
+#[derive(Module, Debug)]
+pub struct MlpOp {
+    pub dropout: Dropout,
+    pub hidden: Linear,
+    pub norm: BatchNorm,
+    pub out: Linear,
+}
+
+/// One chosen operation.
+#[derive(Module, Debug)]
+pub enum Op {
+    Identity(IdentityOp),
+    Mlp(MlpOp),
+}
+
+impl Op {
+    pub fn new(kind: OpKind, d_in: usize, d_out: usize, dropout: f64, device: &Device) -> Self {
+        match kind {
+            OpKind::Identity => Op::Identity(IdentityOp {
+                projection: (d_in != d_out).then(|| linear(d_in, d_out, false, device)),
+            }),
+            OpKind::Mlp(h) => Op::Mlp(MlpOp {
+                dropout: DropoutConfig::new(dropout).init(),
+                hidden: linear(d_in, h, true, device),
+                norm: BatchNormConfig::new(h).init(device),
+                out: linear(h, d_out, true, device),
+            }),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            Op::Identity(op) => match &op.projection {
+                Some(p) => p.forward(x),
+                None => x,
+            },
+            Op::Mlp(op) => {
+                let h = relu(op.norm.forward(op.hidden.forward(op.dropout.forward(x))));
+                relu(op.out.forward(h))
+            }
+        }
+    }
+}
+
+/// All candidates of a block evaluated together. The candidates share their input, so the
+/// first layers of all MLP candidates are one `Linear(in, sum h)` and one batch norm over the
+/// concatenated widths (batch norm is per feature, so this equals one norm per candidate);
+/// only the second layers, whose ReLU keeps them apart, are separate products. The one
+/// difference from separate modules: the candidates share a dropout mask on their common input.
+#[derive(Module, Debug)]
+pub struct MixedBlock {
+    /// Architecture parameters `beta`, one per candidate, `N(0, 1e-3)` initialised.
+    pub beta: Param<Tensor<1>>,
+    pub dropout: Dropout,
+    pub hidden: Option<Linear>,
+    pub norm: Option<BatchNorm>,
+    /// Second layer of each MLP candidate, in candidate order.
+    pub outs: Vec<Linear>,
+    pub projection: Option<Linear>,
+    #[module(skip)]
+    candidates: Vec<OpKind>,
+    #[module(skip)]
+    dims: (usize, usize),
+}
+
+impl MixedBlock {
+    pub fn new(
+        candidates: &[OpKind],
+        d_in: usize,
+        d_out: usize,
+        dropout: f64,
+        device: &Device,
+    ) -> Self {
+        let widths: Vec<usize> = candidates
+            .iter()
+            .filter_map(|c| match c {
+                OpKind::Mlp(h) => Some(*h),
+                OpKind::Identity => None,
+            })
+            .collect();
+        let total: usize = widths.iter().sum();
+        let beta = Tensor::random(
+            [candidates.len()],
+            Distribution::Normal(0.0, 1e-3),
+            device,
+        );
+        Self {
+            beta: Param::from_tensor(beta),
+            dropout: DropoutConfig::new(dropout).init(),
+            hidden: (total > 0).then(|| linear(d_in, total, true, device)),
+            norm: (total > 0).then(|| BatchNormConfig::new(total).init(device)),
+            outs: widths.iter().map(|&h| linear(h, d_out, true, device)).collect(),
+            projection: (candidates.contains(&OpKind::Identity) && d_in != d_out)
+                .then(|| linear(d_in, d_out, false, device)),
+            candidates: candidates.to_vec(),
+            dims: (d_in, d_out),
+        }
+    }
+
+    pub fn candidates(&self) -> &[OpKind] {
+        &self.candidates
+    }
+
+    /// `softmax(beta)`.
+    pub fn probabilities(&self) -> Vec<f64> {
+        softmax(self.beta.val(), 0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 beta")
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    }
+
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let hidden = match (&self.hidden, &self.norm) {
+            (Some(lin), Some(norm)) => {
+                Some(relu(norm.forward(lin.forward(self.dropout.forward(x.clone())))))
+            }
+            _ => None,
+        };
+        let mut outs = Vec::with_capacity(self.candidates.len());
+        let mut offset = 0;
+        let mut next_out = self.outs.iter();
+        for c in &self.candidates {
+            outs.push(match c {
+                OpKind::Identity => match &self.projection {
+                    Some(p) => p.forward(x.clone()),
+                    None => x.clone(),
+                },
+                OpKind::Mlp(h) => {
+                    let slice = hidden
+                        .clone()
+                        .expect("mlp candidates have a hidden layer")
+                        .narrow(1, offset, *h);
+                    offset += h;
+                    relu(next_out.next().expect("one out per mlp").forward(slice))
+                }
+            });
+        }
+        let n = outs.len();
+        let w = softmax(self.beta.val(), 0).reshape([n, 1, 1]);
+        (Tensor::stack::<3>(outs, 0) * w).sum_dim(0).squeeze_dim(0)
+    }
+
+    /// The candidate `index` as a stand-alone op, weights inherited from the fused layers.
+    pub fn extract(&self, index: usize) -> Op {
+        let (d_in, d_out) = self.dims;
+        let kind = self.candidates[index];
+        match kind {
+            OpKind::Identity => Op::Identity(IdentityOp {
+                projection: self.projection.as_ref().map(|p| Linear {
+                    weight: Param::from_tensor(p.weight.val().detach()),
+                    bias: None,
+                }),
+            }),
+            OpKind::Mlp(h) => {
+                let mut offset = 0;
+                let mut which = 0;
+                for c in &self.candidates[..index] {
+                    if let OpKind::Mlp(w) = c {
+                        offset += w;
+                        which += 1;
+                    }
+                }
+                let hidden = self.hidden.as_ref().expect("mlp candidates");
+                let norm = self.norm.as_ref().expect("mlp candidates");
+                let cut = |t: Tensor<1>| t.detach().narrow(0, offset, h);
+                let out = &self.outs[which];
+                debug_assert_eq!(out.weight.dims(), [h, d_out]);
+                Op::Mlp(MlpOp {
+                    dropout: self.dropout.clone(),
+                    hidden: Linear {
+                        weight: Param::from_tensor(
+                            hidden.weight.val().detach().narrow(1, offset, h),
+                        ),
+                        bias: hidden.bias.as_ref().map(|b| Param::from_tensor(cut(b.val()))),
+                    },
+                    norm: BatchNorm {
+                        gamma: Param::from_tensor(cut(norm.gamma.val())),
+                        beta: Param::from_tensor(cut(norm.beta.val())),
+                        training: norm.training.clone(),
+                        running_mean: RunningState::new(cut(norm.running_mean.value())),
+                        running_var: RunningState::new(cut(norm.running_var.value())),
+                        momentum: norm.momentum,
+                        epsilon: norm.epsilon,
+                    },
+                    out: Linear {
+                        weight: Param::from_tensor(out.weight.val().detach()),
+                        bias: out.bias.as_ref().map(|b| Param::from_tensor(b.val().detach())),
+                    },
+                })
+            }
+        }
+        .with_input_width(d_in)
+    }
+}
+
+impl Op {
+    fn with_input_width(self, d_in: usize) -> Self {
+        if let Op::Mlp(op) = &self {
+            debug_assert_eq!(op.hidden.weight.dims()[0], d_in);
+        }
+        self
+    }
+}
+
+/// A block of an expert: still searching, or decided.
+#[derive(Module, Debug)]
+pub enum Block {
+    Mixed(MixedBlock),
+    Fixed(Op),
+}
+
+impl Block {
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            Block::Mixed(b) => b.forward(x),
+            Block::Fixed(op) => op.forward(x),
+        }
+    }
+
+    /// Replaces a mixed block by its candidate `index`; a fixed block stays as it is.
+    pub fn fix(&mut self, index: usize) -> OpKind {
+        let Block::Mixed(mixed) = self else {
+            panic!("block already fixed");
+        };
+        let kind = mixed.candidates()[index];
+        *self = Block::Fixed(mixed.extract(index));
+        kind
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalised_entropy_is_one_for_uniform_and_zero_for_one_hot() {
+        for n in [2, 3, 8] {
+            let uniform = vec![1.0 / n as f64; n];
+            assert!((normalised_entropy(&uniform) - 1.0).abs() < 1e-12);
+            let mut one_hot = vec![0.0; n];
+            one_hot[n - 1] = 1.0;
+            assert_eq!(normalised_entropy(&one_hot), 0.0);
+        }
+        // Worked by hand: p = (0.5, 0.5, 0) -> ln 2 / ln 3.
+        let h = normalised_entropy(&[0.5, 0.5, 0.0]);
+        assert!((h - 2f64.ln() / 3f64.ln()).abs() < 1e-12);
+    }
+
+    /// The fused evaluation equals the softmax-weighted sum of the candidates run one by one
+    /// with the weights they inherit on discretisation.
+    #[test]
+    fn fused_mixture_equals_the_weighted_sum_of_extracted_ops() {
+        let device = Device::flex();
+        device.seed(3);
+        let candidates = OpKind::default_candidates()[..4].to_vec();
+        let block = MixedBlock::new(&candidates, 10, 6, 0.2, &device);
+        let x = Tensor::<2>::random([5, 10], Distribution::Normal(0.0, 1.0), &device);
+        let mixed = block.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+        let w = block.probabilities();
+        let mut expected = vec![0.0f32; mixed.len()];
+        for (i, wi) in w.iter().enumerate() {
+            let out = block.extract(i).forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+            for (e, o) in expected.iter_mut().zip(out) {
+                *e += *wi as f32 * o;
+            }
+        }
+        for (a, b) in mixed.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn identity_is_a_true_skip_when_widths_agree() {
+        let device = Device::flex();
+        let op = Op::new(OpKind::Identity, 4, 4, 0.0, &device);
+        let x = Tensor::<2>::random([3, 4], Distribution::Normal(0.0, 1.0), &device);
+        let y = op.forward(x.clone());
+        assert_eq!(x.into_data(), y.into_data());
+        assert_eq!(op.num_params(), 0);
+        assert_eq!(Op::new(OpKind::Identity, 4, 6, 0.0, &device).num_params(), 24);
+    }
+}
