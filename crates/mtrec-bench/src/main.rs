@@ -149,6 +149,7 @@ fn run_mtrec(w: &Workload, steps: usize, warmup: usize) -> Result<f64> {
         model: arch,
         weighting: Default::default(),
         train: TrainConfig::default(),
+        search: Default::default(),
     };
     let mut stepper = Stepper::new(model, &cfg, meta.task_kinds.clone(), &meta.task_names, &ad)?;
     let full: Vec<_> = batches(&w.data.train, w.batch, None)

@@ -29,9 +29,19 @@ pub enum Command {
     Demo(DemoArgs),
     /// Train a model from an experiment config (TOML) and save a checkpoint.
     #[command(
-        after_help = "Examples:\n  mtrec train --config configs/census-g1-mmoe.toml\n  mtrec train --config configs/synthetic-mmoe.toml --out runs/syn --json"
+        after_help = "Examples:\n  mtrec train --config configs/census-g1-mmoe.toml\n  mtrec train --config configs/synthetic-mmoe.toml --out runs/syn --json\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json"
     )]
     Train(TrainArgs),
+    /// AutoMTL: search an architecture (DESAN space, PD-DARTS), finetune it, save it.
+    #[command(
+        after_help = "Examples:\n  mtrec search --config configs/census-g1-automtl.toml\n  mtrec search --config configs/synthetic-c05-automtl.toml --out runs/syn-search --seed 3 --json\n  mtrec arch show runs/census-g1-automtl/arch.json\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json"
+    )]
+    Search(SearchArgs),
+    /// Test figures of several runs side by side: mean ± std over runs of one config.
+    #[command(
+        after_help = "Examples:\n  mtrec compare runs/census-g1-mmoe-s* runs/census-g1-automtl-s*\n  mtrec compare runs/*/ --csv comparison.csv --json"
+    )]
+    Compare(CompareArgs),
     /// Evaluate a checkpoint on a labelled data file.
     #[command(
         after_help = "Example:\n  mtrec eval --checkpoint runs/census-g1-mmoe --data data/census-income/census-income.test.gz --json"
@@ -45,6 +55,9 @@ pub enum Command {
     /// Look at data files: statistics, a guessed schema, synthetic data.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Look at a searched architecture (arch.json from `mtrec search`): text and diagram.
+    #[command(subcommand)]
+    Arch(ArchCommand),
     /// List the model architectures and their config keys.
     #[command(after_help = "Example:\n  mtrec models")]
     Models,
@@ -86,6 +99,37 @@ pub struct TrainArgs {
     /// Override train.seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Train this searched architecture (arch.json from `mtrec search`) from scratch instead
+    /// of the config's `[model]`.
+    #[arg(long)]
+    pub arch: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Experiment config with `[model] kind = "automtl"` and a `[search]` section.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Output folder: finetuned checkpoint, arch.json, search-log.json, plots
+    /// (default: runs/<config name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override train.seed (seeds the search and the finetune).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Checkpoint folders (or their metrics.json) written by `train`, `search` or `demo`.
+    pub runs: Vec<PathBuf>,
+    /// Also write the table as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -159,4 +203,27 @@ pub struct SynthArgs {
     /// Output file; `.parquet` writes Parquet, anything else CSV.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ArchCommand {
+    /// Print an architecture readably and draw it as SVG (and, with --dot, Graphviz DOT).
+    #[command(
+        after_help = "Examples:\n  mtrec arch show runs/census-g1-automtl/arch.json\n  mtrec arch show arch.json --svg arch.svg --dot arch.dot\n  mtrec arch show arch.json --json"
+    )]
+    Show(ArchShowArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ArchShowArgs {
+    /// Architecture file (JSON), e.g. runs/census-g1-automtl/arch.json.
+    pub file: PathBuf,
+    /// Where to write the diagram (default: next to FILE, same name, `.svg`).
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// Also write the diagram as Graphviz DOT to this file.
+    #[arg(long)]
+    pub dot: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }

@@ -9,6 +9,8 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     epochs: usize,
     interactive: bool,
+    /// The search phase under way, shown before the epoch.
+    phase: Option<String>,
 }
 
 impl Progress {
@@ -17,6 +19,31 @@ impl Progress {
             bar: None,
             epochs: 0,
             interactive: std::io::stderr().is_terminal(),
+            phase: None,
+        }
+    }
+
+    fn start_bar(&mut self, batches_per_epoch: usize) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.interactive {
+            let bar = ProgressBar::new(batches_per_epoch as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>12} [{bar:30}] {pos}/{len} batches {per_sec} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            self.bar = Some(bar);
+        }
+    }
+
+    fn println(&self, line: String) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => tracing::info!("{line}"),
         }
     }
 
@@ -45,22 +72,36 @@ impl Observer for Progress {
                 tracing::info!(
                     "training on {n_train} rows, {batches_per_epoch} batches per epoch, up to {epochs} epochs"
                 );
-                if self.interactive {
-                    let bar = ProgressBar::new(*batches_per_epoch as u64);
-                    bar.set_style(
-                        ProgressStyle::with_template(
-                            "{prefix:>12} [{bar:30}] {pos}/{len} batches {per_sec} {msg}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                    );
-                    self.bar = Some(bar);
-                }
+                self.start_bar(*batches_per_epoch);
+            }
+            Event::SearchPhase {
+                name,
+                epochs,
+                batches_per_epoch,
+            } => {
+                self.phase = Some(name.to_string());
+                self.println(format!("search phase `{name}`: {epochs} epochs"));
+                self.start_bar(*batches_per_epoch);
+            }
+            Event::Discretised {
+                epoch,
+                decisions,
+                open_blocks,
+                open_gates,
+            } => {
+                let blocks = decisions.iter().filter(|d| d.kind == "block").count();
+                let gates = decisions.len() - blocks;
+                self.println(format!(
+                    "after epoch {epoch}: fixed {blocks} blocks and {gates} gates; {open_blocks} blocks and {open_gates} gates still open"
+                ));
             }
             Event::EpochStart { epoch } => {
                 if let Some(bar) = &self.bar {
                     bar.reset();
-                    bar.set_prefix(format!("epoch {epoch}/{}", self.epochs));
+                    bar.set_prefix(match &self.phase {
+                        Some(phase) => format!("{phase} epoch {epoch}"),
+                        None => format!("epoch {epoch}/{}", self.epochs),
+                    });
                 }
             }
             Event::Batch { batch, loss, .. } => {
@@ -93,17 +134,12 @@ impl Observer for Progress {
                     figures.join(", "),
                     if *improved { " *" } else { "" }
                 );
-                match &self.bar {
-                    Some(bar) => bar.println(line),
-                    None => tracing::info!("{line}"),
-                }
+                self.println(line);
             }
             Event::EarlyStop { epoch, best_epoch } => {
-                let line = format!("early stop after epoch {epoch}; best epoch {best_epoch}");
-                match &self.bar {
-                    Some(bar) => bar.println(line),
-                    None => tracing::info!("{line}"),
-                }
+                self.println(format!(
+                    "early stop after epoch {epoch}; best epoch {best_epoch}"
+                ));
             }
             Event::Evaluating { split } => {
                 if let Some(bar) = self.bar.take() {

@@ -61,6 +61,19 @@ pub fn save_checkpoint(
     model: &Model,
     metrics: &serde_json::Value,
 ) -> Result<(), EngineError> {
+    save_checkpoint_with(dir, config, preprocessor, model, metrics, &[])
+}
+
+/// [`save_checkpoint`] plus `extra` files (name, contents) that must appear together with the
+/// checkpoint or not at all, such as a search's architecture and log.
+pub fn save_checkpoint_with(
+    dir: &Path,
+    config: &ExperimentConfig,
+    preprocessor: &Preprocessor,
+    model: &Model,
+    metrics: &serde_json::Value,
+    extra: &[(&str, String)],
+) -> Result<(), EngineError> {
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -85,6 +98,10 @@ pub fn save_checkpoint(
         fs::write(&cfg_path, config.to_toml_string()).map_err(|e| EngineError::io(&cfg_path, e))?;
         write_json(&tmp.join(PREPROCESSOR_FILE), preprocessor)?;
         write_json(&tmp.join(METRICS_FILE), metrics)?;
+        for (file, contents) in extra {
+            let path = tmp.join(file);
+            fs::write(&path, contents).map_err(|e| EngineError::io(&path, e))?;
+        }
         write_json(
             &tmp.join(MANIFEST_FILE),
             &Manifest {

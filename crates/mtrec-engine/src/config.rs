@@ -10,7 +10,7 @@ use mtrec_data::DataConfig;
 use mtrec_weighting::WeightingConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::EngineError;
+use crate::{EngineError, SearchConfig};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,8 +25,12 @@ pub struct ExperimentConfig {
     pub model: ArchConfig,
     #[serde(default)]
     pub weighting: WeightingConfig,
+    /// The training, or for a search the finetune of the found architecture.
     #[serde(default)]
     pub train: TrainConfig,
+    /// PD-DARTS schedule, read by `mtrec search` only.
+    #[serde(default)]
+    pub search: SearchConfig,
 }
 
 fn default_name() -> String {
@@ -125,6 +129,7 @@ impl ExperimentConfig {
                 t.weight_decay
             )));
         }
+        self.search.validate().map_err(bad)?;
         Ok(())
     }
 }

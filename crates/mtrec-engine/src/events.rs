@@ -1,6 +1,8 @@
 //! What the engine reports while it works. The binary turns these into progress bars and log
 //! lines; tests and library users can ignore them.
 
+use mtrec_arch::automtl::Decision;
+
 use crate::EvalReport;
 
 #[derive(Debug)]
@@ -31,6 +33,20 @@ pub enum Event<'a> {
     },
     Evaluating {
         split: &'a str,
+    },
+    /// A phase of an architecture search begins (`warm-up`, `joint`, then `finetune`, which
+    /// reports like a training).
+    SearchPhase {
+        name: &'a str,
+        epochs: usize,
+        batches_per_epoch: usize,
+    },
+    /// Choices fixed by discretisation after `epoch`.
+    Discretised {
+        epoch: usize,
+        decisions: &'a [Decision],
+        open_blocks: usize,
+        open_gates: usize,
     },
 }
 

@@ -11,15 +11,17 @@ pub mod error;
 pub mod evaluate;
 pub mod events;
 pub mod loss;
+pub mod search;
 pub mod tensors;
 pub mod train;
 
-pub use checkpoint::{Checkpoint, load_checkpoint, save_checkpoint};
+pub use checkpoint::{Checkpoint, load_checkpoint, save_checkpoint, save_checkpoint_with};
 pub use config::{ExperimentConfig, Monitor, TrainConfig};
 pub use error::EngineError;
 pub use evaluate::{EvalReport, TaskReport, evaluate, predict};
 pub use events::{Event, NullObserver, Observer};
 pub use loss::task_losses;
+pub use search::{GateSchedule, SearchConfig, SearchLog, SearchOutcome, search};
 pub use train::{EpochRecord, Stepper, TrainOutcome, fit, train};
 
 /// The CPU device every command uses unless a GPU backend is compiled in and chosen.

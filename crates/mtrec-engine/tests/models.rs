@@ -7,6 +7,7 @@ use std::path::Path;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
+use mtrec_arch::automtl::{OpKind, SpaceConfig};
 use mtrec_arch::{
     AdaTTConfig, ArchConfig, BottomConfig, CrossStitchConfig, EmbeddingConfig, EsmmConfig,
     L2ConstrainedConfig, Model, ModelInput, MoeConfig, MultiTaskModel, PleConfig,
@@ -80,6 +81,17 @@ fn zoo() -> Vec<ArchConfig> {
             ranks: [4, 3, 2],
         }),
         ArchConfig::Esmm(EsmmConfig { tower: vec![6, 4] }),
+        // The AutoMTL super-network (gates on, as in warm-up; no dropout, so the
+        // finite-difference check sees a deterministic function).
+        ArchConfig::Automtl(SpaceConfig {
+            n_layers: 2,
+            n_experts: 2,
+            n_blocks: 2,
+            block_width: 4,
+            candidates: vec![OpKind::Identity, OpKind::Mlp(3), OpKind::Mlp(5)],
+            tower: vec![3],
+            dropout: 0.0,
+        }),
     ]
 }
 
@@ -228,12 +240,14 @@ impl ModuleMapper for Bump {
 fn gradients_match_finite_differences() {
     let device = Device::default();
     let ad = device.clone().autodiff();
-    // Small enough that no ReLU input crosses zero within +-eps on this batch, large enough
-    // for f32 round-off (~1e-7 of a loss near 1) to stay far below the tolerance.
+    // Small enough that no ReLU input crosses zero within +-eps on this batch with these
+    // initial weights (seed 12; with seed 11 one of AutoMTL's ReLUs after a 4-row batch norm
+    // sits within 1e-3 of zero), large enough for f32 round-off (~1e-7 of a loss near 1) to
+    // stay far below the tolerance.
     let eps = 1e-3f32;
     for arch in zoo() {
         let t = *task_counts(&arch).last().unwrap();
-        let model = build(&arch, t, &ad, 11);
+        let model = build(&arch, t, &ad, 12);
         let grads = loss_of(&model, t, &ad).backward();
         let mut visitor = Grads {
             grads: &grads,
@@ -241,7 +255,8 @@ fn gradients_match_finite_differences() {
             path: Vec::new(),
         };
         model.visit(&mut visitor);
-        let plain = model.valid();
+        // Differences are taken on the training device too: batch norm (AutoMTL) normalises
+        // with batch statistics there and with running ones in validation mode.
         // Every parameter tensor is visited (at least embedding, a hidden layer and a tower).
         assert!(
             visitor.out.len() >= 4,
@@ -250,18 +265,28 @@ fn gradients_match_finite_differences() {
             visitor.out.len()
         );
         for (p, (name, grad)) in visitor.out.iter().enumerate() {
+            // AutoMTL's gate logits learn through the straight-through estimator, whose
+            // gradient is by design not the derivative of the forward value (tested in
+            // mtrec-arch's gate.rs); with gates on (warm-up) they get none. Batch-norm running
+            // statistics are buffers, not parameters.
+            if [".logits", ".running_mean", ".running_var"]
+                .iter()
+                .any(|s| name.ends_with(s))
+            {
+                continue;
+            }
             let grad = grad
                 .as_ref()
                 .unwrap_or_else(|| panic!("{}: {name} has no gradient", arch.kind()));
             for index in [0, grad.len() / 2, grad.len() - 1] {
                 let at = |delta| {
-                    let m = plain.clone().map(&mut Bump {
+                    let m = model.clone().map(&mut Bump {
                         target: p,
                         index,
                         delta,
                         seen: 0,
                     });
-                    loss_of(&m, t, &device).into_scalar::<f32>()
+                    loss_of(&m, t, &ad).into_scalar::<f32>()
                 };
                 let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
                 let a = grad[index];

@@ -17,6 +17,13 @@ fn linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
         .init(device)
 }
 
+/// A new parameter holding a copy of `t`'s values. Going through host data makes the copy a
+/// leaf of no graph, which a slice of a parameter on the autodiff device is not.
+fn param_copy<const D: usize>(t: Tensor<D>) -> Param<Tensor<D>> {
+    let device = t.device();
+    Param::from_tensor(Tensor::from_data(t.into_data(), &device))
+}
+
 /// `H(softmax(beta)) / log(#ops)`: 1 for a uniform mixture, 0 for a decided one. A single
 /// candidate is decided by definition.
 pub fn normalised_entropy(probs: &[f64]) -> f64 {
@@ -119,17 +126,16 @@ impl MixedBlock {
             })
             .collect();
         let total: usize = widths.iter().sum();
-        let beta = Tensor::random(
-            [candidates.len()],
-            Distribution::Normal(0.0, 1e-3),
-            device,
-        );
+        let beta = Tensor::random([candidates.len()], Distribution::Normal(0.0, 1e-3), device);
         Self {
             beta: Param::from_tensor(beta),
             dropout: DropoutConfig::new(dropout).init(),
             hidden: (total > 0).then(|| linear(d_in, total, true, device)),
             norm: (total > 0).then(|| BatchNormConfig::new(total).init(device)),
-            outs: widths.iter().map(|&h| linear(h, d_out, true, device)).collect(),
+            outs: widths
+                .iter()
+                .map(|&h| linear(h, d_out, true, device))
+                .collect(),
             projection: (candidates.contains(&OpKind::Identity) && d_in != d_out)
                 .then(|| linear(d_in, d_out, false, device)),
             candidates: candidates.to_vec(),
@@ -154,9 +160,9 @@ impl MixedBlock {
 
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let hidden = match (&self.hidden, &self.norm) {
-            (Some(lin), Some(norm)) => {
-                Some(relu(norm.forward(lin.forward(self.dropout.forward(x.clone())))))
-            }
+            (Some(lin), Some(norm)) => Some(relu(
+                norm.forward(lin.forward(self.dropout.forward(x.clone()))),
+            )),
             _ => None,
         };
         let mut outs = Vec::with_capacity(self.candidates.len());
@@ -189,10 +195,8 @@ impl MixedBlock {
         let kind = self.candidates[index];
         match kind {
             OpKind::Identity => Op::Identity(IdentityOp {
-                projection: self.projection.as_ref().map(|p| Linear {
-                    weight: Param::from_tensor(p.weight.val().detach()),
-                    bias: None,
-                }),
+                // Whole layers move as they are (same parameters, same optimizer state).
+                projection: self.projection.clone(),
             }),
             OpKind::Mlp(h) => {
                 let mut offset = 0;
@@ -205,30 +209,25 @@ impl MixedBlock {
                 }
                 let hidden = self.hidden.as_ref().expect("mlp candidates");
                 let norm = self.norm.as_ref().expect("mlp candidates");
-                let cut = |t: Tensor<1>| t.detach().narrow(0, offset, h);
+                let cut = |t: Tensor<1>| t.narrow(0, offset, h);
                 let out = &self.outs[which];
                 debug_assert_eq!(out.weight.dims(), [h, d_out]);
                 Op::Mlp(MlpOp {
                     dropout: self.dropout.clone(),
                     hidden: Linear {
-                        weight: Param::from_tensor(
-                            hidden.weight.val().detach().narrow(1, offset, h),
-                        ),
-                        bias: hidden.bias.as_ref().map(|b| Param::from_tensor(cut(b.val()))),
+                        weight: param_copy(hidden.weight.val().narrow(1, offset, h)),
+                        bias: hidden.bias.as_ref().map(|b| param_copy(cut(b.val()))),
                     },
                     norm: BatchNorm {
-                        gamma: Param::from_tensor(cut(norm.gamma.val())),
-                        beta: Param::from_tensor(cut(norm.beta.val())),
+                        gamma: param_copy(cut(norm.gamma.val())),
+                        beta: param_copy(cut(norm.beta.val())),
                         training: norm.training.clone(),
-                        running_mean: RunningState::new(cut(norm.running_mean.value())),
-                        running_var: RunningState::new(cut(norm.running_var.value())),
+                        running_mean: RunningState::new(cut(norm.running_mean.value()).detach()),
+                        running_var: RunningState::new(cut(norm.running_var.value()).detach()),
                         momentum: norm.momentum,
                         epsilon: norm.epsilon,
                     },
-                    out: Linear {
-                        weight: Param::from_tensor(out.weight.val().detach()),
-                        bias: out.bias.as_ref().map(|b| Param::from_tensor(b.val().detach())),
-                    },
+                    out: out.clone(),
                 })
             }
         }
@@ -298,11 +297,20 @@ mod tests {
         let candidates = OpKind::default_candidates()[..4].to_vec();
         let block = MixedBlock::new(&candidates, 10, 6, 0.2, &device);
         let x = Tensor::<2>::random([5, 10], Distribution::Normal(0.0, 1.0), &device);
-        let mixed = block.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+        let mixed = block
+            .forward(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let w = block.probabilities();
         let mut expected = vec![0.0f32; mixed.len()];
         for (i, wi) in w.iter().enumerate() {
-            let out = block.extract(i).forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+            let out = block
+                .extract(i)
+                .forward(x.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             for (e, o) in expected.iter_mut().zip(out) {
                 *e += *wi as f32 * o;
             }
@@ -320,6 +328,9 @@ mod tests {
         let y = op.forward(x.clone());
         assert_eq!(x.into_data(), y.into_data());
         assert_eq!(op.num_params(), 0);
-        assert_eq!(Op::new(OpKind::Identity, 4, 6, 0.0, &device).num_params(), 24);
+        assert_eq!(
+            Op::new(OpKind::Identity, 4, 6, 0.0, &device).num_params(),
+            24
+        );
     }
 }

@@ -38,10 +38,11 @@ pub struct BinaryGate {
 }
 
 impl BinaryGate {
-    /// `n` free gates with `a = 0`, i.e. `p = 0.5` (the authors' initialisation).
+    /// `n` free gates with `a = 0`, i.e. `p = 0.5` (the authors' initialisation). Zero gates
+    /// (feature selection on data without sparse fields) hold no parameter.
     pub fn searchable(n: usize, device: &Device) -> Self {
         Self {
-            logits: Some(Param::from_tensor(Tensor::zeros([n], device))),
+            logits: (n > 0).then(|| Param::from_tensor(Tensor::zeros([n], device))),
             fixed: vec![None; n],
         }
     }
@@ -154,12 +155,22 @@ mod tests {
         assert!(values.contains(&0.0) && values.contains(&1.0));
         let grads = (mask * w).sum().backward();
         let logits = gate.logits.as_ref().unwrap();
-        let g = logits.val().grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let g = logits
+            .val()
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         // d(sum w*m)/da = w * p * (1 - p), with dm/dp = 1.
         for i in 0..n {
             let p = 1.0 / (1.0 + (-a[i]).exp());
             let expected = weights[i] * p * (1.0 - p);
-            assert!((g[i] - expected).abs() < 1e-5, "{i}: {} vs {expected}", g[i]);
+            assert!(
+                (g[i] - expected).abs() < 1e-5,
+                "{i}: {} vs {expected}",
+                g[i]
+            );
         }
     }
 
@@ -171,9 +182,17 @@ mod tests {
             TensorData::new(vec![-1.0f32, 0.5, 2.0], [3]),
             &device,
         )));
-        let eval = gate.mask(GateMode::Sample, &device).into_data().try_to_vec::<f32>().unwrap();
+        let eval = gate
+            .mask(GateMode::Sample, &device)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(eval, vec![0.0, 1.0, 1.0]);
-        let on = gate.mask(GateMode::AllOn, &device).into_data().try_to_vec::<f32>().unwrap();
+        let on = gate
+            .mask(GateMode::AllOn, &device)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(on, vec![1.0; 3]);
         let st = gate
             .mask(GateMode::StraightThrough, &device)
@@ -189,12 +208,20 @@ mod tests {
         let mut gate = BinaryGate::searchable(2, &device);
         gate.fix(0, false);
         assert!(gate.logits.is_some());
-        let m = gate.mask(GateMode::AllOn, &device).into_data().try_to_vec::<f32>().unwrap();
+        let m = gate
+            .mask(GateMode::AllOn, &device)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(m, vec![0.0, 1.0]);
         gate.fix(1, true);
         assert!(gate.logits.is_none());
         assert_eq!(gate.probabilities(), vec![0.0, 1.0]);
-        let m = gate.mask(GateMode::Sample, &device).into_data().try_to_vec::<f32>().unwrap();
+        let m = gate
+            .mask(GateMode::Sample, &device)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(m, vec![0.0, 1.0]);
     }
 }

@@ -139,13 +139,22 @@ impl Genotype {
             return Err(err("tower widths must be at least 1".into()));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(err(format!("dropout must be in [0, 1), got {}", self.dropout)));
+            return Err(err(format!(
+                "dropout must be in [0, 1), got {}",
+                self.dropout
+            )));
         }
         if self.layers.is_empty() {
             return Err(err("the architecture has no expert layer".into()));
         }
         let task_names: Vec<&str> = self.towers.iter().map(|t| t.task.as_str()).collect();
-        if task_names != meta.task_names.iter().map(String::as_str).collect::<Vec<_>>() {
+        if task_names
+            != meta
+                .task_names
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+        {
             return Err(err(format!(
                 "the architecture's towers are for tasks [{}] but the data has [{}]",
                 task_names.join(", "),
@@ -200,7 +209,12 @@ impl Genotype {
 
     /// MMoE as a genotype: one layer of `n_experts` experts that all read every field, every
     /// tower mixing every expert. Shows the hand-made model is a point of the search space.
-    pub fn mmoe(meta: &FeatureMeta, n_experts: usize, blocks: &[OpKind], block_width: usize) -> Self {
+    pub fn mmoe(
+        meta: &FeatureMeta,
+        n_experts: usize,
+        blocks: &[OpKind],
+        block_width: usize,
+    ) -> Self {
         let experts = (0..n_experts)
             .map(|_| ExpertGene {
                 features: Some(all_fields(meta)),
@@ -312,7 +326,10 @@ mod tests {
         for op in OpKind::default_candidates() {
             assert_eq!(OpKind::try_from(op.to_string()).unwrap(), op);
         }
-        assert_eq!(OpKind::try_from("MLP-64".to_string()).unwrap(), OpKind::Mlp(64));
+        assert_eq!(
+            OpKind::try_from("MLP-64".to_string()).unwrap(),
+            OpKind::Mlp(64)
+        );
         assert!(OpKind::try_from("mlp-0".to_string()).is_err());
         assert!(OpKind::try_from("conv".to_string()).is_err());
     }

@@ -16,11 +16,11 @@ pub mod network;
 pub mod space;
 
 pub use block::{Block, MixedBlock, Op, normalised_entropy};
+pub use discretise::{Decision, OpenBlock};
 pub use gate::{BinaryGate, GateMode, straight_through};
 pub use genotype::{ExpertGene, FeatureGene, Genotype, LayerGene, OpKind, TowerGene};
 pub use network::{AutoMtl, BlockAt, Expert, ExpertLayer, FeatureSelector, GateAt, Tower};
 pub use space::SpaceConfig;
-pub use discretise::{Decision, OpenBlock};
 
 #[cfg(test)]
 mod tests;

@@ -149,17 +149,28 @@ pub struct BlockAt {
 
 impl std::fmt::Display for BlockAt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "layer {} expert {} block {}", self.layer, self.expert, self.block)
+        write!(
+            f,
+            "layer {} expert {} block {}",
+            self.layer, self.expert, self.block
+        )
     }
 }
 
 /// Which gate vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GateAt {
-    Single { expert: usize },
-    Interaction { expert: usize },
+    Single {
+        expert: usize,
+    },
+    Interaction {
+        expert: usize,
+    },
     /// The mask of consumer `consumer` over the experts of layer `layer`.
-    Connection { layer: usize, consumer: usize },
+    Connection {
+        layer: usize,
+        consumer: usize,
+    },
 }
 
 impl AutoMtl {
@@ -178,7 +189,11 @@ impl AutoMtl {
         let d0 = first_width(f, d_emb, meta.dense_names.len());
         let layers = (0..space.n_layers)
             .map(|l| {
-                let consumers = if l + 1 < space.n_layers { n } else { meta.task_names.len() };
+                let consumers = if l + 1 < space.n_layers {
+                    n
+                } else {
+                    meta.task_names.len()
+                };
                 ExpertLayer {
                     experts: (0..n)
                         .map(|_| Expert {
@@ -241,13 +256,19 @@ impl AutoMtl {
         let z = f * d_emb + meta.dense_names.len();
         let d0 = first_width(f, d_emb, meta.dense_names.len());
         let mask = |names: &[String]| -> Vec<bool> {
-            meta.sparse_names.iter().map(|s| names.contains(s)).collect()
+            meta.sparse_names
+                .iter()
+                .map(|s| names.contains(s))
+                .collect()
         };
         let features = g.layers[0]
             .experts
             .iter()
             .map(|e| {
-                let fg = e.features.as_ref().expect("validated: first layer has features");
+                let fg = e
+                    .features
+                    .as_ref()
+                    .expect("validated: first layer has features");
                 FeatureSelector {
                     single: BinaryGate::fixed(mask(&fg.single)),
                     interaction: BinaryGate::fixed(mask(&fg.interaction)),
@@ -287,7 +308,9 @@ impl AutoMtl {
                     gates: linear(z, consumers.len() * n, false, device),
                     connections: consumers
                         .iter()
-                        .map(|inputs| BinaryGate::fixed((0..n).map(|i| inputs.contains(&i)).collect()))
+                        .map(|inputs| {
+                            BinaryGate::fixed((0..n).map(|i| inputs.contains(&i)).collect())
+                        })
                         .collect(),
                 }
             })
@@ -429,9 +452,7 @@ impl AutoMtl {
         match at {
             GateAt::Single { expert } => &mut self.features[expert].single,
             GateAt::Interaction { expert } => &mut self.features[expert].interaction,
-            GateAt::Connection { layer, consumer } => {
-                &mut self.layers[layer].connections[consumer]
-            }
+            GateAt::Connection { layer, consumer } => &mut self.layers[layer].connections[consumer],
         }
     }
 
@@ -439,7 +460,10 @@ impl AutoMtl {
     pub fn gate_element_name(&self, at: GateAt, i: usize) -> String {
         match at {
             GateAt::Single { expert } => {
-                format!("layer 0 expert {expert} single field `{}`", self.layout.sparse[i])
+                format!(
+                    "layer 0 expert {expert} single field `{}`",
+                    self.layout.sparse[i]
+                )
             }
             GateAt::Interaction { expert } => format!(
                 "layer 0 expert {expert} interaction field `{}`",
@@ -447,9 +471,15 @@ impl AutoMtl {
             ),
             GateAt::Connection { layer, consumer } => {
                 if layer + 1 < self.layers.len() {
-                    format!("layer {} expert {consumer} <- layer {layer} expert {i}", layer + 1)
+                    format!(
+                        "layer {} expert {consumer} <- layer {layer} expert {i}",
+                        layer + 1
+                    )
                 } else {
-                    format!("tower `{}` <- layer {layer} expert {i}", self.layout.tasks[consumer])
+                    format!(
+                        "tower `{}` <- layer {layer} expert {i}",
+                        self.layout.tasks[consumer]
+                    )
                 }
             }
         }
@@ -474,7 +504,10 @@ impl AutoMtl {
                 .collect()
         };
         let names = |g: &BinaryGate| -> Vec<String> {
-            kept(g).into_iter().map(|i| self.layout.sparse[i].clone()).collect()
+            kept(g)
+                .into_iter()
+                .map(|i| self.layout.sparse[i].clone())
+                .collect()
         };
         let layers = self
             .layers

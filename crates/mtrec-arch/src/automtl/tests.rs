@@ -74,7 +74,12 @@ fn mmoe_and_ple_are_points_of_the_search_space() {
 fn a_genotype_for_other_data_is_rejected_with_the_name() {
     let m = meta(2);
     let mut g = Genotype::mmoe(&m, 2, &[OpKind::Identity], 4);
-    g.layers[0].experts[1].features.as_mut().unwrap().single.push("zip".into());
+    g.layers[0].experts[1]
+        .features
+        .as_mut()
+        .unwrap()
+        .single
+        .push("zip".into());
     let e = g.validate(&m).unwrap_err().to_string();
     assert!(e.contains("`zip`"), "{e}");
     let mut g = Genotype::mmoe(&m, 2, &[OpKind::Identity], 4);
@@ -135,7 +140,8 @@ fn a_discretised_supernet_equals_its_genotype_rebuilt_from_json() {
     for at in net.block_positions() {
         if let Block::Mixed(b) = net.block_mut(at) {
             let n = b.candidates().len();
-            b.beta = Param::from_tensor(Tensor::random([n], Distribution::Normal(0.0, 1.0), &device));
+            b.beta =
+                Param::from_tensor(Tensor::random([n], Distribution::Normal(0.0, 1.0), &device));
         }
     }
     let mut log = net.fix_lowest_entropy_blocks(5);
@@ -154,7 +160,11 @@ fn a_discretised_supernet_equals_its_genotype_rebuilt_from_json() {
     let fresh = AutoMtl::from_genotype(&rebuilt, 2, 0.5, &m, &device);
     let input = sample_input(&device);
     let before = values(net.forward(&input).outputs);
-    assert_ne!(before, values(fresh.forward(&input).outputs), "fresh weights differ");
+    assert_ne!(
+        before,
+        values(fresh.forward(&input).outputs),
+        "fresh weights differ"
+    );
     let loaded = fresh.load_record(net.clone().into_record());
     assert_eq!(loaded.num_params(), net.num_params());
     assert_eq!(values(loaded.forward(&input).outputs), before);

@@ -1,26 +1,32 @@
 //! One module per subcommand.
 
+mod arch;
+mod compare;
 mod data;
 mod demo;
 mod eval;
 mod models;
 mod predict;
+mod search;
 mod train;
 
 use anyhow::Result;
 use mtrec_engine::EvalReport;
 use mtrec_report::{MetricsRow, metrics_table};
 
-use crate::cli::{Command, DataCommand};
+use crate::cli::{ArchCommand, Command, DataCommand};
 
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo(args) => demo::run(args),
         Command::Train(args) => train::run(args),
+        Command::Search(args) => search::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Data(DataCommand::Inspect(args)) => data::inspect(args),
         Command::Data(DataCommand::Synth(args)) => data::synth(args),
+        Command::Arch(ArchCommand::Show(args)) => arch::show(args),
         Command::Models => models::run(),
     }
 }

@@ -4,12 +4,18 @@ use anyhow::Result;
 use mtrec_arch::ArchConfig;
 
 pub fn run() -> Result<()> {
-    for (example, (kind, about)) in ArchConfig::defaults().iter().zip(ArchConfig::catalogue()) {
-        let keys = toml::to_string(example)?
-            .lines()
-            .filter(|l| !l.starts_with("kind"))
-            .collect::<Vec<_>>()
-            .join(", ");
+    let defaults = ArchConfig::defaults();
+    for (i, (kind, about)) in ArchConfig::catalogue().iter().enumerate() {
+        let keys = match defaults.get(i) {
+            Some(example) => toml::to_string(example)?
+                .lines()
+                .filter(|l| !l.starts_with("kind"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => {
+                "a whole architecture, written by `mtrec search` (see `mtrec arch show`)".into()
+            }
+        };
         println!("{kind:<21} {about}\n{:<21} keys (defaults): {keys}", "");
     }
     Ok(())

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use mtrec_arch::ArchConfig;
+use mtrec_arch::automtl::Genotype;
 use mtrec_engine::{ExperimentConfig, TrainOutcome, save_checkpoint};
 use mtrec_report::{Panel, Series, write_svg};
 
@@ -16,6 +18,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     if let Some(s) = args.seed {
         cfg.train.seed = s;
+    }
+    if let Some(path) = &args.arch {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let genotype = Genotype::from_json(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not an architecture file: {e}", path.display()))?;
+        cfg.model = ArchConfig::Searched(genotype);
+    } else if let ArchConfig::Automtl(_) = cfg.model {
+        anyhow::bail!(
+            "{}: `[model] kind = \"automtl\"` is a search space: run `mtrec search --config {0}`, or retrain a found architecture with `--arch arch.json`",
+            args.config.display()
+        );
     }
     let out = args
         .out

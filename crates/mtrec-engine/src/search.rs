@@ -1,0 +1,371 @@
+//! PD-DARTS (spec §4): the AutoMTL search as a training schedule over the DESAN super-network.
+//!
+//! Phase 1 trains weights with every gate on; phase 2 steps a weight optimizer and an
+//! architecture optimizer on every training batch (single-level, no validation data in any
+//! architecture step) and, after each epoch, fixes the least uncertain blocks; the last phase-2
+//! epoch fixes everything. The discrete network then finetunes through [`fit`] with its weights
+//! inherited, so early stopping, test evaluation and checkpoints are the zoo's.
+
+use std::time::Instant;
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use mtrec_arch::automtl::{AutoMtl, Decision, GateMode, Genotype};
+use mtrec_arch::{ArchConfig, Model, MultiTaskModel};
+use mtrec_data::{Dataset, batches};
+use serde::{Deserialize, Serialize};
+
+use crate::tensors::{input_of, labels_of};
+use crate::{
+    EngineError, EvalReport, Event, ExperimentConfig, Observer, TrainOutcome, evaluate, fit,
+    task_losses,
+};
+
+/// How gates are discretised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GateSchedule {
+    /// Binarise every gate (`p > 0.5`) at the end of phase 2 (the authors' code).
+    #[default]
+    End,
+    /// Also fix the `gates_per_epoch` most decided gates (largest `|p - 0.5|`) after every
+    /// phase-2 epoch (the paper's selection-probability criterion).
+    Progressive,
+}
+
+/// The `[search]` section. Defaults are the spec's (authors' code); the finetune phase is the
+/// `[train]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Phase 1: weights only, every gate on.
+    pub warmup_epochs: usize,
+    /// Phase 2: weights and architecture parameters jointly, with discretisation.
+    pub joint_epochs: usize,
+    /// MoO blocks fixed after each phase-2 epoch (lowest normalised entropy first).
+    pub blocks_per_epoch: usize,
+    pub gates: GateSchedule,
+    pub gates_per_epoch: usize,
+    /// Bernoulli-sampled gates in phase 2 (the paper); `false` keeps their forward value at 1
+    /// and trains them only through the straight-through gradient (the authors' code).
+    pub sample_gates: bool,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub arch_learning_rate: f64,
+    pub arch_weight_decay: f64,
+    /// Cap on the batches of a search epoch (quick runs); 0 = all.
+    pub max_batches_per_epoch: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            warmup_epochs: 2,
+            joint_epochs: 3,
+            blocks_per_epoch: 10,
+            gates: GateSchedule::End,
+            gates_per_epoch: 0,
+            sample_gates: true,
+            batch_size: 2048,
+            learning_rate: 1e-3,
+            weight_decay: 1e-5,
+            arch_learning_rate: 1e-3,
+            arch_weight_decay: 1e-6,
+            max_batches_per_epoch: 0,
+        }
+    }
+}
+
+impl SearchConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_size == 0 {
+            return Err("search.batch_size must be >= 1".into());
+        }
+        for (name, v) in [
+            ("learning_rate", self.learning_rate),
+            ("arch_learning_rate", self.arch_learning_rate),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("search.{name} must be > 0, got {v}"));
+            }
+        }
+        for (name, v) in [
+            ("weight_decay", self.weight_decay),
+            ("arch_weight_decay", self.arch_weight_decay),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("search.{name} must be >= 0, got {v}"));
+            }
+        }
+        if self.warmup_epochs + self.joint_epochs == 0 {
+            return Err("search.warmup_epochs + joint_epochs must be >= 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The state of one open block at the end of an epoch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockSnapshot {
+    pub block: String,
+    /// `softmax(beta)` in candidate order.
+    pub probabilities: Vec<f64>,
+    pub entropy: f64,
+}
+
+/// The keep-probabilities of one gate vector at the end of an epoch (fixed elements as 0/1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GateSnapshot {
+    pub gate: String,
+    pub elements: Vec<String>,
+    pub probabilities: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchEpoch {
+    pub epoch: usize,
+    /// `warm-up` or `joint`.
+    pub phase: String,
+    pub train_loss: f64,
+    /// Reported for the log only; no architecture decision reads it.
+    pub valid: EvalReport,
+    pub seconds: f64,
+    pub blocks: Vec<BlockSnapshot>,
+    pub gates: Vec<GateSnapshot>,
+    /// What was fixed after this epoch, in order.
+    pub decisions: Vec<Decision>,
+}
+
+/// The search log: architecture parameters over time and every discretisation step.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SearchLog {
+    pub candidates: Vec<String>,
+    pub epochs: Vec<SearchEpoch>,
+}
+
+#[derive(Debug)]
+pub struct SearchOutcome {
+    pub genotype: Genotype,
+    pub log: SearchLog,
+    /// The finetuned discrete network with its validation and test figures.
+    pub finetune: TrainOutcome,
+    /// Wall seconds of phases 1 and 2 (training and the per-epoch validation).
+    pub search_seconds: f64,
+    /// Wall seconds of the finetune (training, validation, test).
+    pub finetune_seconds: f64,
+    /// The config that retrains the found architecture (`[model] kind = "searched"`).
+    pub retrain_config: ExperimentConfig,
+}
+
+fn snapshot(net: &AutoMtl) -> (Vec<BlockSnapshot>, Vec<GateSnapshot>) {
+    let blocks = net
+        .open_blocks()
+        .into_iter()
+        .map(|b| BlockSnapshot {
+            block: b.at.to_string(),
+            probabilities: b.probabilities,
+            entropy: b.entropy,
+        })
+        .collect();
+    let gates = net
+        .gate_positions()
+        .into_iter()
+        .filter(|at| !net.gate(*at).is_empty())
+        .map(|at| {
+            let gate = net.gate(at);
+            GateSnapshot {
+                gate: format!("{at:?}"),
+                elements: (0..gate.len())
+                    .map(|i| net.gate_element_name(at, i))
+                    .collect(),
+                probabilities: gate.probabilities(),
+            }
+        })
+        .collect();
+    (blocks, gates)
+}
+
+fn adam(weight_decay: f64) -> AdamConfig {
+    let adam = AdamConfig::new();
+    if weight_decay > 0.0 {
+        adam.with_weight_decay(Some(WeightDecayConfig::new(weight_decay as f32)))
+    } else {
+        adam
+    }
+}
+
+/// Searches the `[model] kind = "automtl"` space on `data`, then finetunes the result.
+pub fn search(
+    cfg: &ExperimentConfig,
+    data: &Dataset,
+    device: &Device,
+    observer: &mut dyn Observer,
+) -> Result<SearchOutcome, EngineError> {
+    let ArchConfig::Automtl(space) = &cfg.model else {
+        return Err(EngineError::Invalid(format!(
+            "a search needs `[model] kind = \"automtl\"` (the search space), not `{}`",
+            cfg.model.kind()
+        )));
+    };
+    let s = &cfg.search;
+    s.validate().map_err(EngineError::Invalid)?;
+    if data.train.n_rows == 0 || data.valid.n_rows == 0 {
+        return Err(EngineError::Invalid(
+            "the training and validation splits must not be empty".into(),
+        ));
+    }
+    let meta = data.meta();
+    let (names, kinds) = (&meta.task_names, &meta.task_kinds);
+    let ad_device = device.clone().autodiff();
+    device.seed(cfg.train.seed);
+    let Model::AutoMtl(mut net) = mtrec_arch::build(&cfg.model, &cfg.embedding, &meta, &ad_device)?
+    else {
+        unreachable!("kind automtl builds the super-network");
+    };
+    let mut weighting = mtrec_weighting::build(&cfg.weighting, names)?;
+    let mut weight_optim = adam(s.weight_decay).init();
+    let mut arch_optim = adam(s.arch_weight_decay).init();
+
+    let mut n_batches = data.train.n_rows.div_ceil(s.batch_size);
+    if s.max_batches_per_epoch > 0 {
+        n_batches = n_batches.min(s.max_batches_per_epoch);
+    }
+    let total = s.warmup_epochs + s.joint_epochs;
+    let started = Instant::now();
+    let mut log = SearchLog {
+        candidates: space.candidates.iter().map(|c| c.to_string()).collect(),
+        epochs: Vec::new(),
+    };
+    for epoch in 1..=total {
+        let joint = epoch > s.warmup_epochs;
+        if epoch == 1 || epoch == s.warmup_epochs + 1 {
+            observer.on_event(&Event::SearchPhase {
+                name: if joint { "joint" } else { "warm-up" },
+                epochs: if joint {
+                    s.joint_epochs
+                } else {
+                    s.warmup_epochs
+                },
+                batches_per_epoch: n_batches,
+            });
+        }
+        net.set_gate_mode(match (joint, s.sample_gates) {
+            (false, _) => GateMode::AllOn,
+            (true, true) => GateMode::Sample,
+            (true, false) => GateMode::StraightThrough,
+        });
+        observer.on_event(&Event::EpochStart { epoch });
+        let epoch_start = Instant::now();
+        let arch_ids = net.arch_param_ids();
+        let (mut loss_sum, mut seen) = (0.0, 0usize);
+        let order_seed = cfg.train.seed.wrapping_add(epoch as u64);
+        for (i, batch) in batches(&data.train, s.batch_size, Some(order_seed))
+            .take(n_batches)
+            .enumerate()
+        {
+            let out = net.forward(&input_of(&batch, &ad_device));
+            let losses = task_losses(out.outputs, labels_of(&batch, &ad_device), kinds);
+            let objective = weighting.combine(losses);
+            let loss = objective.clone().into_scalar::<f32>() as f64;
+            if !loss.is_finite() {
+                return Err(EngineError::Diverged {
+                    epoch,
+                    batch: i + 1,
+                    loss,
+                });
+            }
+            let mut grads = GradientsParams::from_grads(objective.backward(), &net);
+            let mut arch_grads = GradientsParams::new();
+            for id in &arch_ids {
+                if let Some(g) = grads.remove::<1>(*id) {
+                    arch_grads.register(*id, g);
+                }
+            }
+            net = weight_optim.step(s.learning_rate, net, grads);
+            if joint {
+                net = arch_optim.step(s.arch_learning_rate, net, arch_grads);
+            }
+            loss_sum += loss * batch.len as f64;
+            seen += batch.len;
+            observer.on_event(&Event::Batch {
+                epoch,
+                batch: i + 1,
+                loss,
+            });
+        }
+        let seconds = epoch_start.elapsed().as_secs_f64();
+        let valid = evaluate(
+            &Model::AutoMtl(net.valid()),
+            &data.valid,
+            names,
+            kinds,
+            &weighting.weights(),
+            cfg.train.eval_batch_size,
+            device,
+        )?;
+        let train_loss = loss_sum / seen.max(1) as f64;
+        observer.on_event(&Event::EpochEnd {
+            epoch,
+            train_loss,
+            valid: &valid,
+            improved: false,
+            seconds,
+        });
+        let (blocks, gates) = snapshot(&net);
+        let decisions = if epoch == total {
+            net.finalise()
+        } else if joint {
+            let mut d = net.fix_lowest_entropy_blocks(s.blocks_per_epoch);
+            if s.gates == GateSchedule::Progressive {
+                d.extend(net.fix_most_decided_gates(s.gates_per_epoch));
+            }
+            d
+        } else {
+            Vec::new()
+        };
+        if !decisions.is_empty() {
+            observer.on_event(&Event::Discretised {
+                epoch,
+                decisions: &decisions,
+                open_blocks: net.open_blocks().len(),
+                open_gates: net.open_gates().len(),
+            });
+        }
+        log.epochs.push(SearchEpoch {
+            epoch,
+            phase: if joint { "joint" } else { "warm-up" }.into(),
+            train_loss,
+            valid,
+            seconds,
+            blocks,
+            gates,
+            decisions,
+        });
+    }
+    let search_seconds = started.elapsed().as_secs_f64();
+    let genotype = net
+        .genotype()
+        .expect("the last search epoch fixes every choice");
+
+    let retrain_config = ExperimentConfig {
+        model: ArchConfig::Searched(genotype.clone()),
+        ..cfg.clone()
+    };
+    observer.on_event(&Event::SearchPhase {
+        name: "finetune",
+        epochs: cfg.train.epochs,
+        batches_per_epoch: data.train.n_rows.div_ceil(cfg.train.batch_size),
+    });
+    let finetune_start = Instant::now();
+    let finetune = fit(Model::AutoMtl(net), &retrain_config, data, device, observer)?;
+    Ok(SearchOutcome {
+        genotype,
+        log,
+        finetune,
+        search_seconds,
+        finetune_seconds: finetune_start.elapsed().as_secs_f64(),
+        retrain_config,
+    })
+}
