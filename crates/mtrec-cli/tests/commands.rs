@@ -15,6 +15,9 @@ fn every_command_has_help_with_an_example() {
         vec!["data", "inspect", "--help"],
         vec!["data", "synth", "--help"],
         vec!["models", "--help"],
+        vec!["search", "--help"],
+        vec!["arch", "show", "--help"],
+        vec!["compare", "--help"],
     ] {
         let o = mtrec(&args);
         assert!(o.status.success(), "{args:?}");
@@ -41,6 +44,8 @@ fn models_lists_every_kind() {
         "l2-constrained",
         "tensor-factorization",
         "esmm",
+        "automtl",
+        "searched",
     ] {
         assert!(s.contains(kind), "{s}");
     }
