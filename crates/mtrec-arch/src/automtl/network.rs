@@ -218,27 +218,42 @@ impl AutoMtl {
                 }
             })
             .collect();
+        let features = (0..n)
+            .map(|_| FeatureSelector {
+                single: BinaryGate::searchable(f, device),
+                interaction: BinaryGate::searchable(f, device),
+            })
+            .collect();
+        let layout = Layout {
+            sparse: meta.sparse_names.clone(),
+            tasks: meta.task_names.clone(),
+            block_width: w,
+            tower: space.tower.clone(),
+            dropout: space.dropout,
+            n_dense: meta.dense_names.len(),
+        };
+        Self::assemble(features, layers, layout, d_emb, init_std, meta, device)
+    }
+
+    /// The parts every network shares (embedding, towers) around its features and layers.
+    fn assemble(
+        features: Vec<FeatureSelector>,
+        layers: Vec<ExpertLayer>,
+        layout: Layout,
+        d_emb: usize,
+        init_std: f64,
+        meta: &FeatureMeta,
+        device: &Device,
+    ) -> Self {
         Self {
             embedding: embedding(meta, d_emb, init_std, device),
-            features: (0..n)
-                .map(|_| FeatureSelector {
-                    single: BinaryGate::searchable(f, device),
-                    interaction: BinaryGate::searchable(f, device),
-                })
-                .collect(),
+            features,
             layers,
             towers: (0..meta.task_names.len())
-                .map(|_| tower(w, &space.tower, space.dropout, device))
+                .map(|_| tower(layout.block_width, &layout.tower, layout.dropout, device))
                 .collect(),
             mode: GateMode::AllOn,
-            layout: Layout {
-                sparse: meta.sparse_names.clone(),
-                tasks: meta.task_names.clone(),
-                block_width: w,
-                tower: space.tower.clone(),
-                dropout: space.dropout,
-                n_dense: meta.dense_names.len(),
-            },
+            layout,
         }
     }
 
@@ -315,23 +330,15 @@ impl AutoMtl {
                 }
             })
             .collect();
-        Self {
-            embedding: embedding(meta, d_emb, init_std, device),
-            features,
-            layers,
-            towers: (0..meta.task_names.len())
-                .map(|_| tower(w, &g.tower, g.dropout, device))
-                .collect(),
-            mode: GateMode::AllOn,
-            layout: Layout {
-                sparse: meta.sparse_names.clone(),
-                tasks: meta.task_names.clone(),
-                block_width: w,
-                tower: g.tower.clone(),
-                dropout: g.dropout,
-                n_dense: meta.dense_names.len(),
-            },
-        }
+        let layout = Layout {
+            sparse: meta.sparse_names.clone(),
+            tasks: meta.task_names.clone(),
+            block_width: w,
+            tower: g.tower.clone(),
+            dropout: g.dropout,
+            n_dense: meta.dense_names.len(),
+        };
+        Self::assemble(features, layers, layout, d_emb, init_std, meta, device)
     }
 
     pub fn set_gate_mode(&mut self, mode: GateMode) {
