@@ -1,10 +1,15 @@
 //! `mtrec-bench`: training throughput of mtrec against PyTorch, measured back to back.
 //!
 //! For each workload of `../shared/docs/benchmarks.md` it writes the encoded data and the model
-//! shape to `bench/out/<workload>/` (the contract `bench/reference/mmoe.py` reads), then
-//! alternates rounds of mtrec and of the PyTorch reference (as the peers write MMoE, and with
-//! batched experts) on the same data, threads, batch size and model, and prints one JSON line
-//! per engine plus a table of ratios. Machines here are noisy: only same-run ratios mean much.
+//! shape to `bench/out/<workload>/` (the contract `bench/reference/mmoe.py` and
+//! `bench/reference/automtl.py` read), then alternates rounds of mtrec and of the PyTorch
+//! reference (as the peers write the model, and batched/fused) on the same data, threads, batch
+//! size and model, and prints one JSON line per engine plus a table of ratios. Machines here
+//! are noisy: only same-run ratios mean much.
+//!
+//! `automtl-supernet` times one step of the AutoMTL search's joint phase (weights and
+//! architecture parameters, sampled gates) through [`SearchStepper`], the step `mtrec search`
+//! runs; the MMoE workloads time [`Stepper`], the step `mtrec train` runs.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,13 +17,15 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use burn::module::Module;
 use burn::prelude::*;
 use clap::Parser;
-use mtrec_arch::{ArchConfig, EmbeddingConfig, MoeConfig};
+use mtrec_arch::automtl::SpaceConfig;
+use mtrec_arch::{ArchConfig, EmbeddingConfig, Model, MoeConfig};
 use mtrec_data::{
-    CensusConfig, DataConfig, Dataset, EncodedTable, SyntheticConfig, TaskKind, batches,
+    Batch, CensusConfig, DataConfig, Dataset, EncodedTable, SyntheticConfig, TaskKind, batches,
 };
-use mtrec_engine::{ExperimentConfig, Stepper, TrainConfig};
+use mtrec_engine::{ExperimentConfig, SearchConfig, SearchStepper, Stepper, TrainConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,13 +36,13 @@ struct Args {
     /// Threads for both engines.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Workloads to run (default: all of mmoe-synthetic, mmoe-census).
+    /// Workloads to run (default: all of mmoe-synthetic, mmoe-census, automtl-supernet).
     #[arg(long)]
     workload: Vec<String>,
-    /// Timed steps per round.
+    /// Timed steps per round (automtl-supernet: a tenth of it, at least 3).
     #[arg(long, default_value_t = 60)]
     steps: usize,
-    /// Untimed steps before each round.
+    /// Untimed steps before each round (automtl-supernet: a tenth of it, at least 1).
     #[arg(long, default_value_t = 10)]
     warmup: usize,
     /// Alternating rounds per engine; the median is reported.
@@ -52,13 +59,55 @@ struct Args {
 struct Workload {
     name: &'static str,
     data: Dataset,
-    arch: MoeConfig,
+    /// `Mmoe` (timed with [`Stepper`]) or `Automtl`, the search space (timed with
+    /// [`SearchStepper`] in the joint phase).
+    arch: ArchConfig,
     embedding: EmbeddingConfig,
     batch: usize,
+    /// Timed and untimed steps per round.
+    steps: usize,
+    warmup: usize,
+    /// The reference script under `bench/reference/` and its two variants.
+    script: &'static str,
+    variants: [&'static str; 2],
 }
+
+/// The mtrec config of a workload: the training (MMoE) or search (AutoMTL) hyper-parameters
+/// are the engine's defaults, which the reference reads back from `meta.json`.
+fn experiment(w: &Workload) -> ExperimentConfig {
+    ExperimentConfig {
+        name: w.name.into(),
+        data: DataConfig::Synthetic(SyntheticConfig::default()),
+        embedding: w.embedding.clone(),
+        model: w.arch.clone(),
+        weighting: Default::default(),
+        train: TrainConfig::default(),
+        search: SearchConfig {
+            batch_size: w.batch,
+            ..SearchConfig::default()
+        },
+    }
+}
+
+const MMOE: (&str, [&str; 2]) = ("mmoe.py", ["peer", "batched"]);
+const AUTOMTL: (&str, [&str; 2]) = ("automtl.py", ["peer", "fused"]);
 
 fn workloads(args: &Args) -> Result<Vec<Workload>> {
     let wanted = |n: &str| args.workload.is_empty() || args.workload.iter().any(|w| w == n);
+    let known = ["mmoe-synthetic", "mmoe-census", "automtl-supernet"];
+    if let Some(w) = args.workload.iter().find(|w| !known.contains(&w.as_str())) {
+        bail!("unknown workload `{w}`; known: {}", known.join(", "));
+    }
+    // Census-Income group 1, loaded once for every workload that reads it.
+    let census = if wanted("mmoe-census") || wanted("automtl-supernet") {
+        let cfg = DataConfig::Census(CensusConfig {
+            group: 1,
+            ..CensusConfig::default()
+        });
+        Some(mtrec_data::load(&cfg, &args.project)?)
+    } else {
+        None
+    };
     let mut out = Vec::new();
     if wanted("mmoe-synthetic") {
         let cfg = DataConfig::Synthetic(SyntheticConfig {
@@ -71,30 +120,52 @@ fn workloads(args: &Args) -> Result<Vec<Workload>> {
         out.push(Workload {
             name: "mmoe-synthetic",
             data: mtrec_data::load(&cfg, &args.project)?,
-            arch: MoeConfig {
+            arch: ArchConfig::Mmoe(MoeConfig {
                 n_experts: 8,
                 expert: vec![16],
                 tower: vec![8],
-            },
+            }),
             embedding: EmbeddingConfig::default(),
             batch: 1024,
+            steps: args.steps,
+            warmup: args.warmup,
+            script: MMOE.0,
+            variants: MMOE.1,
         });
     }
     if wanted("mmoe-census") {
-        let cfg = DataConfig::Census(CensusConfig {
-            group: 1,
-            ..CensusConfig::default()
-        });
         out.push(Workload {
             name: "mmoe-census",
-            data: mtrec_data::load(&cfg, &args.project)?,
-            arch: MoeConfig {
+            data: census.clone().expect("loaded above"),
+            arch: ArchConfig::Mmoe(MoeConfig {
                 n_experts: 8,
                 expert: vec![64],
                 tower: vec![32],
-            },
+            }),
             embedding: EmbeddingConfig::default(),
             batch: 1024,
+            steps: args.steps,
+            warmup: args.warmup,
+            script: MMOE.0,
+            variants: MMOE.1,
+        });
+    }
+    if wanted("automtl-supernet") {
+        // One step of the default DESAN super-network (24 blocks of 8 candidates, the widest
+        // MLP-1024) costs about 100 MMoE steps: a tenth of the steps keeps rounds short.
+        out.push(Workload {
+            name: "automtl-supernet",
+            data: census.expect("loaded above"),
+            arch: ArchConfig::Automtl(SpaceConfig::default()),
+            embedding: EmbeddingConfig {
+                dim: 16,
+                init_std: 0.05,
+            },
+            batch: 2048,
+            steps: (args.steps / 10).max(3),
+            warmup: (args.warmup / 10).max(1),
+            script: AUTOMTL.0,
+            variants: AUTOMTL.1,
         });
     }
     if out.is_empty() {
@@ -103,7 +174,8 @@ fn workloads(args: &Args) -> Result<Vec<Workload>> {
     Ok(out)
 }
 
-/// Writes `meta.json` and `data.bin` in the layout `bench/reference/mmoe.py` documents.
+/// Writes `meta.json` and `data.bin` in the layout `bench/reference/mmoe.py` documents
+/// (`bench/reference/automtl.py` adds the search space's keys).
 fn export(w: &Workload, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let t: &EncodedTable = &w.data.train;
@@ -116,12 +188,36 @@ fn export(w: &Workload, dir: &Path) -> Result<()> {
             TaskKind::Regression => "regression",
         })
         .collect();
-    let json = serde_json::json!({
+    let mut json = serde_json::json!({
         "workload": w.name, "n_rows": t.n_rows, "n_sparse": t.n_sparse, "n_dense": t.n_dense,
         "n_tasks": t.n_tasks, "vocab_sizes": meta.vocab_sizes, "emb_dim": w.embedding.dim,
-        "emb_init_std": w.embedding.init_std, "task_kinds": kinds, "n_experts": w.arch.n_experts,
-        "expert_hidden": w.arch.expert, "tower_hidden": w.arch.tower, "batch": w.batch,
+        "emb_init_std": w.embedding.init_std, "task_kinds": kinds, "batch": w.batch,
     });
+    let extra = match &w.arch {
+        ArchConfig::Mmoe(m) => serde_json::json!({
+            "n_experts": m.n_experts, "expert_hidden": m.expert, "tower_hidden": m.tower,
+        }),
+        ArchConfig::Automtl(space) => {
+            let s = experiment(w).search;
+            // The reference checks that it builds as many parameters (burn counts batch-norm
+            // running statistics too).
+            let net = mtrec_arch::build(&w.arch, &w.embedding, &meta, &Device::flex())?;
+            let candidates: Vec<String> = space.candidates.iter().map(|c| c.to_string()).collect();
+            serde_json::json!({
+                "n_layers": space.n_layers, "n_experts": space.n_experts,
+                "n_blocks": space.n_blocks, "block_width": space.block_width,
+                "candidates": candidates, "tower_hidden": space.tower, "dropout": space.dropout,
+                "sample_gates": s.sample_gates, "learning_rate": s.learning_rate,
+                "weight_decay": s.weight_decay, "arch_learning_rate": s.arch_learning_rate,
+                "arch_weight_decay": s.arch_weight_decay, "n_params": net.num_params(),
+            })
+        }
+        other => bail!("{}: no reference for model kind `{}`", w.name, other.kind()),
+    };
+    let (Some(obj), serde_json::Value::Object(extra)) = (json.as_object_mut(), extra) else {
+        unreachable!("json objects");
+    };
+    obj.extend(extra);
     std::fs::write(dir.join("meta.json"), serde_json::to_string_pretty(&json)?)?;
     let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("data.bin"))?);
     for &id in &t.sparse {
@@ -134,24 +230,28 @@ fn export(w: &Workload, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Examples per second of `steps` mtrec training steps after `warmup` untimed ones.
-fn run_mtrec(w: &Workload, steps: usize, warmup: usize) -> Result<f64> {
+/// Examples per second of `w.steps` mtrec training steps after `w.warmup` untimed ones.
+fn run_mtrec(w: &Workload) -> Result<f64> {
+    let (steps, warmup) = (w.steps, w.warmup);
     let device = Device::flex();
     let ad = device.clone().autodiff();
     device.seed(1);
     let meta = w.data.meta();
-    let arch = ArchConfig::Mmoe(w.arch.clone());
-    let model = mtrec_arch::build(&arch, &w.embedding, &meta, &ad)?;
-    let cfg = ExperimentConfig {
-        name: w.name.into(),
-        data: DataConfig::Synthetic(SyntheticConfig::default()),
-        embedding: w.embedding.clone(),
-        model: arch,
-        weighting: Default::default(),
-        train: TrainConfig::default(),
-        search: Default::default(),
+    let model = mtrec_arch::build(&w.arch, &w.embedding, &meta, &ad)?;
+    let cfg = experiment(w);
+    let mut step: Box<dyn FnMut(&Batch) -> f64> = match model {
+        Model::AutoMtl(net) => {
+            // The search's joint phase: weights and architecture parameters, gates sampled.
+            let mut stepper = SearchStepper::new(net, &cfg, &meta, &ad)?;
+            stepper.set_joint(true);
+            Box::new(move |b| stepper.step(b))
+        }
+        model => {
+            let mut stepper =
+                Stepper::new(model, &cfg, meta.task_kinds.clone(), &meta.task_names, &ad)?;
+            Box::new(move |b| stepper.step(b))
+        }
     };
-    let mut stepper = Stepper::new(model, &cfg, meta.task_kinds.clone(), &meta.task_names, &ad)?;
     let full: Vec<_> = batches(&w.data.train, w.batch, None)
         .filter(|b| b.len == w.batch)
         .collect();
@@ -160,35 +260,42 @@ fn run_mtrec(w: &Workload, steps: usize, warmup: usize) -> Result<f64> {
     }
     let mut next = full.iter().cycle();
     for b in next.by_ref().take(warmup) {
-        stepper.step(b);
+        step(b);
     }
     let start = Instant::now();
+    let mut loss = f64::NAN;
     for b in next.take(steps) {
-        stepper.step(b);
+        loss = step(b);
     }
-    Ok((steps * w.batch) as f64 / start.elapsed().as_secs_f64())
+    let seconds = start.elapsed().as_secs_f64();
+    let value = (steps * w.batch) as f64 / seconds;
+    eprintln!(
+        "{} mtrec: {steps} steps in {seconds:.3} s, {value:.0} examples/s, last loss {loss:.4}",
+        w.name
+    );
+    Ok(value)
 }
 
-fn run_torch(
-    python: &Path,
-    script: &Path,
-    dir: &Path,
-    variant: &str,
-    args: &Args,
-    batch: usize,
-) -> Result<f64> {
+fn run_torch(python: &Path, dir: &Path, variant: &str, args: &Args, w: &Workload) -> Result<f64> {
+    let script = args.project.join("bench/reference").join(w.script);
     let out = Command::new(python)
-        .arg(script)
+        .arg(&script)
         .args(["--data", &dir.display().to_string(), "--variant", variant])
         .args(["--threads", &args.threads.to_string()])
-        .args(["--steps", &args.steps.to_string()])
-        .args(["--warmup", &args.warmup.to_string()])
-        .args(["--batch", &batch.to_string()])
+        .args(["--steps", &w.steps.to_string()])
+        .args(["--warmup", &w.warmup.to_string()])
+        .args(["--batch", &w.batch.to_string()])
         .output()
         .with_context(|| format!("running {}", python.display()))?;
     if !out.status.success() {
-        bail!("{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{} --variant {variant}: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
+    // The reference's one-line summary (time, last loss) goes to our stderr.
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
@@ -233,28 +340,38 @@ fn main() -> Result<()> {
             "PyTorch reference skipped: no python with torch found (run `bash bench/setup_reference.sh`)"
         );
     }
-    let script = args.project.join("bench/reference/mmoe.py");
     let mut table = comfy_table::Table::new();
     table.set_header(vec![
         "workload",
         "threads",
         "mtrec ex/s",
         "torch peer ex/s",
-        "torch batched ex/s",
+        "torch batched/fused ex/s",
         "mtrec / peer",
-        "mtrec / batched",
+        "mtrec / batched/fused",
     ]);
+    let mut notes = Vec::new();
     for w in workloads(&args)? {
         let dir = args.project.join("bench/out").join(w.name);
         export(&w, &dir)?;
+        if w.steps != args.steps || w.warmup != args.warmup {
+            let note = format!(
+                "{}: {} timed steps after {} warm-up steps per round (a tenth of --steps, at \
+                 least 3, and of --warmup, at least 1: one step costs about 100 MMoE steps)",
+                w.name, w.steps, w.warmup
+            );
+            eprintln!("{note}");
+            notes.push(note);
+        }
+        let [peer_variant, fast_variant] = w.variants;
         let mut ours = Vec::new();
         let mut peer = Vec::new();
         let mut batched = Vec::new();
         for _ in 0..args.rounds {
-            ours.push(run_mtrec(&w, args.steps, args.warmup)?);
+            ours.push(run_mtrec(&w)?);
             if let Some(py) = &python {
-                peer.push(run_torch(py, &script, &dir, "peer", &args, w.batch)?);
-                batched.push(run_torch(py, &script, &dir, "batched", &args, w.batch)?);
+                peer.push(run_torch(py, &dir, peer_variant, &args, &w)?);
+                batched.push(run_torch(py, &dir, fast_variant, &args, &w)?);
             }
         }
         let line = |engine: &str, value: f64| {
@@ -265,8 +382,8 @@ fn main() -> Result<()> {
         println!("{}", line("mtrec", m));
         let (p, b) = if python.is_some() {
             let (p, b) = (median(peer), median(batched));
-            println!("{}", line("pytorch-peer", p));
-            println!("{}", line("pytorch-batched", b));
+            println!("{}", line(&format!("pytorch-{peer_variant}"), p));
+            println!("{}", line(&format!("pytorch-{fast_variant}"), b));
             (Some(p), Some(b))
         } else {
             (None, None)
@@ -284,5 +401,8 @@ fn main() -> Result<()> {
         ]);
     }
     eprintln!("{table}");
+    for note in notes {
+        eprintln!("{note}");
+    }
     Ok(())
 }

@@ -21,7 +21,7 @@ pub use error::EngineError;
 pub use evaluate::{EvalReport, TaskReport, evaluate, predict};
 pub use events::{Event, NullObserver, Observer};
 pub use loss::task_losses;
-pub use search::{GateSchedule, SearchConfig, SearchLog, SearchOutcome, search};
+pub use search::{GateSchedule, SearchConfig, SearchLog, SearchOutcome, SearchStepper, search};
 pub use train::{EpochRecord, Stepper, TrainOutcome, fit, train};
 
 /// The CPU device every command uses unless a GPU backend is compiled in and chosen.

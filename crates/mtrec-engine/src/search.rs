@@ -8,12 +8,13 @@
 
 use std::time::Instant;
 
+use burn::module::ParamId;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use mtrec_arch::automtl::{AutoMtl, Decision, GateMode, Genotype};
 use mtrec_arch::{ArchConfig, Model, MultiTaskModel};
-use mtrec_data::{Dataset, batches};
+use mtrec_data::{Batch, Dataset, FeatureMeta, TaskKind, batches};
 use serde::{Deserialize, Serialize};
 
 use crate::tensors::{input_of, labels_of};
@@ -196,6 +197,108 @@ fn adam(weight_decay: f64) -> AdamConfig {
     }
 }
 
+/// One PD-DARTS training step at a time over the super-network: forward, per-task losses,
+/// weighting, backward, then the weight optimizer on the weights and, in the joint phase, the
+/// architecture optimizer on the architecture parameters (single-level, same batch). The
+/// search loop and the benchmarks both drive this, so what is measured is what searches.
+pub struct SearchStepper {
+    net: Option<AutoMtl>,
+    weight_optim: burn::optim::ModuleOptimizer,
+    arch_optim: burn::optim::ModuleOptimizer,
+    weighting: Box<dyn mtrec_weighting::Weighting>,
+    kinds: Vec<TaskKind>,
+    cfg: SearchConfig,
+    arch_ids: Vec<ParamId>,
+    joint: bool,
+    device: Device,
+}
+
+impl SearchStepper {
+    /// `net` must live on an autodiff device; `device` is that device. Starts in the warm-up
+    /// phase (every gate on, no architecture step); see [`SearchStepper::set_joint`].
+    pub fn new(
+        net: AutoMtl,
+        cfg: &ExperimentConfig,
+        meta: &FeatureMeta,
+        device: &Device,
+    ) -> Result<Self, EngineError> {
+        let s = &cfg.search;
+        let mut stepper = Self {
+            net: Some(net),
+            weight_optim: adam(s.weight_decay).init(),
+            arch_optim: adam(s.arch_weight_decay).init(),
+            weighting: mtrec_weighting::build(&cfg.weighting, &meta.task_names)?,
+            kinds: meta.task_kinds.clone(),
+            cfg: s.clone(),
+            arch_ids: Vec::new(),
+            joint: false,
+            device: device.clone(),
+        };
+        stepper.set_joint(false);
+        Ok(stepper)
+    }
+
+    /// Enters phase 1 (`false`: gates all on, weights only) or phase 2 (`true`: gates
+    /// sampled or straight-through per `sample_gates`, architecture optimizer stepping).
+    /// Also re-reads the free architecture parameters, which discretisation removes: call it
+    /// after every change of the network's choices.
+    pub fn set_joint(&mut self, joint: bool) {
+        self.joint = joint;
+        let sample = self.cfg.sample_gates;
+        let net = self.net_mut();
+        net.set_gate_mode(match (joint, sample) {
+            (false, _) => GateMode::AllOn,
+            (true, true) => GateMode::Sample,
+            (true, false) => GateMode::StraightThrough,
+        });
+        self.arch_ids = self.net().arch_param_ids();
+    }
+
+    pub fn is_joint(&self) -> bool {
+        self.joint
+    }
+
+    /// Runs one step on `batch`; returns the training objective before the update.
+    pub fn step(&mut self, batch: &Batch) -> f64 {
+        let mut net = self.net.take().expect("network present between steps");
+        let out = net.forward(&input_of(batch, &self.device));
+        let losses = task_losses(out.outputs, labels_of(batch, &self.device), &self.kinds);
+        let objective = self.weighting.combine(losses);
+        let loss = objective.clone().into_scalar::<f32>() as f64;
+        let mut grads = GradientsParams::from_grads(objective.backward(), &net);
+        let mut arch_grads = GradientsParams::new();
+        for id in &self.arch_ids {
+            if let Some(g) = grads.remove::<1>(*id) {
+                arch_grads.register(*id, g);
+            }
+        }
+        net = self.weight_optim.step(self.cfg.learning_rate, net, grads);
+        if self.joint {
+            net = self
+                .arch_optim
+                .step(self.cfg.arch_learning_rate, net, arch_grads);
+        }
+        self.net = Some(net);
+        loss
+    }
+
+    pub fn net(&self) -> &AutoMtl {
+        self.net.as_ref().expect("network present between steps")
+    }
+
+    pub fn net_mut(&mut self) -> &mut AutoMtl {
+        self.net.as_mut().expect("network present between steps")
+    }
+
+    pub fn into_net(self) -> AutoMtl {
+        self.net.expect("network present between steps")
+    }
+
+    pub fn weights(&self) -> Vec<f64> {
+        self.weighting.weights()
+    }
+}
+
 /// Searches the `[model] kind = "automtl"` space on `data`, then finetunes the result.
 pub fn search(
     cfg: &ExperimentConfig,
@@ -220,13 +323,11 @@ pub fn search(
     let (names, kinds) = (&meta.task_names, &meta.task_kinds);
     let ad_device = device.clone().autodiff();
     device.seed(cfg.train.seed);
-    let Model::AutoMtl(mut net) = mtrec_arch::build(&cfg.model, &cfg.embedding, &meta, &ad_device)?
+    let Model::AutoMtl(net) = mtrec_arch::build(&cfg.model, &cfg.embedding, &meta, &ad_device)?
     else {
         unreachable!("kind automtl builds the super-network");
     };
-    let mut weighting = mtrec_weighting::build(&cfg.weighting, names)?;
-    let mut weight_optim = adam(s.weight_decay).init();
-    let mut arch_optim = adam(s.arch_weight_decay).init();
+    let mut stepper = SearchStepper::new(net, cfg, &meta, &ad_device)?;
 
     let mut n_batches = data.train.n_rows.div_ceil(s.batch_size);
     if s.max_batches_per_epoch > 0 {
@@ -251,41 +352,22 @@ pub fn search(
                 batches_per_epoch: n_batches,
             });
         }
-        net.set_gate_mode(match (joint, s.sample_gates) {
-            (false, _) => GateMode::AllOn,
-            (true, true) => GateMode::Sample,
-            (true, false) => GateMode::StraightThrough,
-        });
+        stepper.set_joint(joint);
         observer.on_event(&Event::EpochStart { epoch });
         let epoch_start = Instant::now();
-        let arch_ids = net.arch_param_ids();
         let (mut loss_sum, mut seen) = (0.0, 0usize);
         let order_seed = cfg.train.seed.wrapping_add(epoch as u64);
         for (i, batch) in batches(&data.train, s.batch_size, Some(order_seed))
             .take(n_batches)
             .enumerate()
         {
-            let out = net.forward(&input_of(&batch, &ad_device));
-            let losses = task_losses(out.outputs, labels_of(&batch, &ad_device), kinds);
-            let objective = weighting.combine(losses);
-            let loss = objective.clone().into_scalar::<f32>() as f64;
+            let loss = stepper.step(&batch);
             if !loss.is_finite() {
                 return Err(EngineError::Diverged {
                     epoch,
                     batch: i + 1,
                     loss,
                 });
-            }
-            let mut grads = GradientsParams::from_grads(objective.backward(), &net);
-            let mut arch_grads = GradientsParams::new();
-            for id in &arch_ids {
-                if let Some(g) = grads.remove::<1>(*id) {
-                    arch_grads.register(*id, g);
-                }
-            }
-            net = weight_optim.step(s.learning_rate, net, grads);
-            if joint {
-                net = arch_optim.step(s.arch_learning_rate, net, arch_grads);
             }
             loss_sum += loss * batch.len as f64;
             seen += batch.len;
@@ -297,11 +379,11 @@ pub fn search(
         }
         let seconds = epoch_start.elapsed().as_secs_f64();
         let valid = evaluate(
-            &Model::AutoMtl(net.valid()),
+            &Model::AutoMtl(stepper.net().valid()),
             &data.valid,
             names,
             kinds,
-            &weighting.weights(),
+            &stepper.weights(),
             cfg.train.eval_batch_size,
             device,
         )?;
@@ -313,10 +395,11 @@ pub fn search(
             improved: false,
             seconds,
         });
-        let (blocks, gates) = snapshot(&net);
+        let (blocks, gates) = snapshot(stepper.net());
         let decisions = if epoch == total {
-            net.finalise()
+            stepper.net_mut().finalise()
         } else if joint {
+            let net = stepper.net_mut();
             let mut d = net.fix_lowest_entropy_blocks(s.blocks_per_epoch);
             if s.gates == GateSchedule::Progressive {
                 d.extend(net.fix_most_decided_gates(s.gates_per_epoch));
@@ -329,8 +412,8 @@ pub fn search(
             observer.on_event(&Event::Discretised {
                 epoch,
                 decisions: &decisions,
-                open_blocks: net.open_blocks().len(),
-                open_gates: net.open_gates().len(),
+                open_blocks: stepper.net().open_blocks().len(),
+                open_gates: stepper.net().open_gates().len(),
             });
         }
         log.epochs.push(SearchEpoch {
@@ -345,6 +428,7 @@ pub fn search(
         });
     }
     let search_seconds = started.elapsed().as_secs_f64();
+    let net = stepper.into_net();
     let genotype = net
         .genotype()
         .expect("the last search epoch fixes every choice");
