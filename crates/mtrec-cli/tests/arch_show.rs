@@ -108,3 +108,20 @@ fn missing_file_is_named() {
     let o = mtrec(&["arch", "show", "/nonexistent/arch.json"]);
     assert_clean_failure(&o, &["/nonexistent/arch.json"]);
 }
+
+#[test]
+fn an_expert_index_out_of_range_is_refused_before_drawing() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch.json");
+    std::fs::write(
+        &arch,
+        ARCH.replace(
+            r#""inputs": [0, 1], "blocks": ["mlp-128"]"#,
+            r#""inputs": [0, 7], "blocks": ["mlp-128"]"#,
+        ),
+    )
+    .unwrap();
+    let o = mtrec(&["arch", "show", arch.to_str().unwrap()]);
+    assert_clean_failure(&o, &["arch.json", "expert 7"]);
+    assert!(!dir.path().join("arch.svg").exists());
+}

@@ -128,6 +128,16 @@ impl Genotype {
     /// Checks the genotype against the data it is meant for: every named field and task must
     /// exist, every index must point at an expert of the layer below.
     pub fn validate(&self, meta: &FeatureMeta) -> Result<(), ArchError> {
+        self.check(Some(meta))
+    }
+
+    /// The checks that need no data: widths, layer shapes and expert indices (what `mtrec arch
+    /// show` can verify of a file on its own).
+    pub fn validate_structure(&self) -> Result<(), ArchError> {
+        self.check(None)
+    }
+
+    fn check(&self, meta: Option<&FeatureMeta>) -> Result<(), ArchError> {
         let err = |message: String| ArchError::Invalid {
             model: "automtl",
             message,
@@ -148,12 +158,13 @@ impl Genotype {
             return Err(err("the architecture has no expert layer".into()));
         }
         let task_names: Vec<&str> = self.towers.iter().map(|t| t.task.as_str()).collect();
-        if task_names
-            != meta
-                .task_names
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
+        if let Some(meta) = meta
+            && task_names
+                != meta
+                    .task_names
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
         {
             return Err(err(format!(
                 "the architecture's towers are for tasks [{}] but the data has [{}]",
@@ -170,11 +181,12 @@ impl Genotype {
                 if expert.blocks.is_empty() {
                     return Err(err(format!("{at} has no block")));
                 }
-                if let Some(OpKind::Mlp(0)) = expert.blocks.iter().find(|b| **b == OpKind::Mlp(0)) {
+                if expert.blocks.contains(&OpKind::Mlp(0)) {
                     return Err(err(format!("{at}: mlp width must be at least 1")));
                 }
                 match (l, &expert.features, &expert.inputs) {
                     (0, Some(features), None) => {
+                        let Some(meta) = meta else { continue };
                         for name in features.single.iter().chain(&features.interaction) {
                             if !meta.sparse_names.contains(name) {
                                 return Err(err(format!(

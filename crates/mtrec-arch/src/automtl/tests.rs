@@ -85,7 +85,22 @@ fn a_genotype_for_other_data_is_rejected_with_the_name() {
     let mut g = Genotype::mmoe(&m, 2, &[OpKind::Identity], 4);
     g.towers[0].inputs = vec![0, 5];
     assert!(g.validate(&m).unwrap_err().to_string().contains("expert 5"));
+    assert!(
+        g.validate_structure()
+            .unwrap_err()
+            .to_string()
+            .contains("expert 5")
+    );
     assert!(g.validate(&meta(3)).is_err());
+    // Without data only the structure is checked: other field and task names pass.
+    let mut g = Genotype::mmoe(&meta(3), 2, &[OpKind::Identity], 4);
+    g.layers[0].experts[0]
+        .features
+        .as_mut()
+        .unwrap()
+        .single
+        .push("zip".into());
+    g.validate_structure().unwrap();
 }
 
 #[test]

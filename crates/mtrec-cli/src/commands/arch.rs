@@ -15,6 +15,9 @@ pub fn show(args: ArchShowArgs) -> Result<()> {
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let genotype = Genotype::from_json(&json)
         .map_err(|e| anyhow!("{}: not an architecture file: {e}", file.display()))?;
+    genotype
+        .validate_structure()
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
     let text = genotype_text(&genotype);
 
     let svg = args.svg.clone().unwrap_or_else(|| default_svg(file));
