@@ -14,10 +14,11 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use mtrec_arch::automtl::{AutoMtl, Decision, GateMode, Genotype};
 use mtrec_arch::{ArchConfig, Model, MultiTaskModel};
-use mtrec_data::{Batch, Dataset, FeatureMeta, TaskKind, batches};
+use mtrec_data::{Batch, Dataset, FeatureMeta, TaskKind};
 use serde::{Deserialize, Serialize};
 
 use crate::tensors::{input_of, labels_of};
+use crate::train::run_epoch;
 use crate::{
     EngineError, EvalReport, Event, ExperimentConfig, Observer, TrainOutcome, evaluate, fit,
     task_losses,
@@ -355,28 +356,15 @@ pub fn search(
         stepper.set_joint(joint);
         observer.on_event(&Event::EpochStart { epoch });
         let epoch_start = Instant::now();
-        let (mut loss_sum, mut seen) = (0.0, 0usize);
-        let order_seed = cfg.train.seed.wrapping_add(epoch as u64);
-        for (i, batch) in batches(&data.train, s.batch_size, Some(order_seed))
-            .take(n_batches)
-            .enumerate()
-        {
-            let loss = stepper.step(&batch);
-            if !loss.is_finite() {
-                return Err(EngineError::Diverged {
-                    epoch,
-                    batch: i + 1,
-                    loss,
-                });
-            }
-            loss_sum += loss * batch.len as f64;
-            seen += batch.len;
-            observer.on_event(&Event::Batch {
-                epoch,
-                batch: i + 1,
-                loss,
-            });
-        }
+        let (loss_sum, seen) = run_epoch(
+            &data.train,
+            s.batch_size,
+            n_batches,
+            cfg.train.seed,
+            epoch,
+            observer,
+            |b| stepper.step(b),
+        )?;
         let seconds = epoch_start.elapsed().as_secs_f64();
         let valid = evaluate(
             &Model::AutoMtl(stepper.net().valid()),

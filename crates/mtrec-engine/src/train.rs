@@ -8,7 +8,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use mtrec_arch::{Model, MultiTaskModel};
-use mtrec_data::{Batch, Dataset, TaskKind, batches};
+use mtrec_data::{Batch, Dataset, EncodedTable, TaskKind, batches};
 use serde::{Deserialize, Serialize};
 
 use crate::tensors::{input_of, labels_of};
@@ -127,6 +127,43 @@ impl Stepper {
     }
 }
 
+/// One pass over `n_batches` shuffled batches (order seeded by `seed + epoch`), stopping at a
+/// non-finite loss; returns the example-weighted loss sum and the examples seen. The training
+/// loop and the search share it.
+pub(crate) fn run_epoch(
+    table: &EncodedTable,
+    batch_size: usize,
+    n_batches: usize,
+    seed: u64,
+    epoch: usize,
+    observer: &mut dyn Observer,
+    mut step: impl FnMut(&Batch) -> f64,
+) -> Result<(f64, usize), EngineError> {
+    let (mut loss_sum, mut seen) = (0.0, 0usize);
+    let order_seed = seed.wrapping_add(epoch as u64);
+    for (i, batch) in batches(table, batch_size, Some(order_seed))
+        .take(n_batches)
+        .enumerate()
+    {
+        let loss = step(&batch);
+        if !loss.is_finite() {
+            return Err(EngineError::Diverged {
+                epoch,
+                batch: i + 1,
+                loss,
+            });
+        }
+        loss_sum += loss * batch.len as f64;
+        seen += batch.len;
+        observer.on_event(&Event::Batch {
+            epoch,
+            batch: i + 1,
+            loss,
+        });
+    }
+    Ok((loss_sum, seen))
+}
+
 /// Trains an already built model (the entry point for models that do not come from
 /// `[model]`, such as a searched architecture).
 pub fn fit(
@@ -171,29 +208,15 @@ pub fn fit(
     for epoch in 1..=t.epochs {
         observer.on_event(&Event::EpochStart { epoch });
         let start = Instant::now();
-        let mut loss_sum = 0.0;
-        let mut seen = 0usize;
-        let order_seed = t.seed.wrapping_add(epoch as u64);
-        for (i, batch) in batches(&data.train, t.batch_size, Some(order_seed))
-            .take(n_batches)
-            .enumerate()
-        {
-            let loss = stepper.step(&batch);
-            if !loss.is_finite() {
-                return Err(EngineError::Diverged {
-                    epoch,
-                    batch: i + 1,
-                    loss,
-                });
-            }
-            loss_sum += loss * batch.len as f64;
-            seen += batch.len;
-            observer.on_event(&Event::Batch {
-                epoch,
-                batch: i + 1,
-                loss,
-            });
-        }
+        let (loss_sum, seen) = run_epoch(
+            &data.train,
+            t.batch_size,
+            n_batches,
+            t.seed,
+            epoch,
+            observer,
+            |b| stepper.step(b),
+        )?;
         let seconds = start.elapsed().as_secs_f64();
         train_seconds += seconds;
         examples += seen;
