@@ -255,10 +255,6 @@ impl SearchStepper {
         self.arch_ids = self.net().arch_param_ids();
     }
 
-    pub fn is_joint(&self) -> bool {
-        self.joint
-    }
-
     /// Runs one step on `batch`; returns the training objective before the update.
     pub fn step(&mut self, batch: &Batch) -> f64 {
         let mut net = self.net.take().expect("network present between steps");
