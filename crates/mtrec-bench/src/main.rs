@@ -81,6 +81,7 @@ fn experiment(w: &Workload) -> ExperimentConfig {
         embedding: w.embedding.clone(),
         model: w.arch.clone(),
         weighting: Default::default(),
+        scheme: Default::default(),
         train: TrainConfig::default(),
         search: SearchConfig {
             batch_size: w.batch,

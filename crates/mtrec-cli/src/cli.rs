@@ -29,7 +29,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Train a model from an experiment config (TOML) and save a checkpoint.
     #[command(
-        after_help = "Examples:\n  mtrec train --config configs/census-g1-mmoe.toml\n  mtrec train --config configs/synthetic-mmoe.toml --out runs/syn --json\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json"
+        after_help = "Examples:\n  mtrec train --config configs/census-g1-mmoe.toml\n  mtrec train --config configs/synthetic-mmoe.toml --out runs/syn --json\n  mtrec train --config configs/census-g1-mmoe-lt4rec.toml   # a sharing scheme (see mtrec models)\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json"
     )]
     Train(TrainArgs),
     /// AutoMTL: search an architecture (DESAN space, PD-DARTS), finetune it, save it.
@@ -58,7 +58,7 @@ pub enum Command {
     /// Look at a searched architecture (arch.json from `mtrec search`): text and diagram.
     #[command(subcommand)]
     Arch(ArchCommand),
-    /// List the model architectures and their config keys.
+    /// List the model architectures, loss weightings and training schemes with their config keys.
     #[command(after_help = "Example:\n  mtrec models")]
     Models,
 }

@@ -74,13 +74,13 @@ impl Observer for Progress {
                 );
                 self.start_bar(*batches_per_epoch);
             }
-            Event::SearchPhase {
+            Event::Phase {
                 name,
                 epochs,
                 batches_per_epoch,
             } => {
                 self.phase = Some(name.to_string());
-                self.println(format!("search phase `{name}`: {epochs} epochs"));
+                self.println(format!("phase `{name}`: {epochs} epochs"));
                 self.start_bar(*batches_per_epoch);
             }
             Event::Discretised {

@@ -46,6 +46,11 @@ fn models_lists_every_kind() {
         "esmm",
         "automtl",
         "searched",
+        "uncertainty",
+        "meta-balance",
+        "cross-distil",
+        "lt4rec",
+        "csm",
     ] {
         assert!(s.contains(kind), "{s}");
     }
@@ -141,4 +146,86 @@ fn closed_stdout_ends_quietly() {
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+/// Every weighting and scheme trains from `mtrec train`, logs its per-epoch figures as JSON and
+/// a plot beside the checkpoint, and the checkpoint evaluates (per-task models included).
+#[test]
+fn weightings_and_schemes_train_log_and_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, section, stat) in [
+        (
+            "uncertainty",
+            "[weighting]\nkind = \"uncertainty\"",
+            "log_variance/income",
+        ),
+        (
+            "metabalance",
+            "[weighting]\nkind = \"meta-balance\"",
+            "grad_norm/marital",
+        ),
+        (
+            "cross-distil",
+            "[scheme]\nkind = \"cross-distil\"\nwarmup_epochs = 0",
+            "rank_loss/income>marital",
+        ),
+        (
+            "lt4rec",
+            "[scheme]\nkind = \"lt4rec\"\nrounds = 2",
+            "density/income",
+        ),
+        (
+            "csm",
+            "[scheme]\nkind = \"csm\"\nprune_epochs = 1",
+            "owned/marital",
+        ),
+    ] {
+        let config = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "name = \"{name}\"\n[data]\nkind = \"census\"\ngroup = 1\ntest_file = \"data/census-income/census-income.test.gz\"\nsubsample = 2000\n\
+                 [model]\nkind = \"mmoe\"\nn_experts = 2\nexpert = [8]\ntower = [4]\n\
+                 [train]\nepochs = 1\nbatch_size = 256\n{section}\n"
+            ),
+        )
+        .unwrap();
+        let out = dir.path().join(name);
+        let o = mtrec(&[
+            "train",
+            "--config",
+            &config.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(v["tasks"].as_object().unwrap().len(), 2, "{name}: {v}");
+        let log: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("scheme-log.json")).unwrap())
+                .unwrap();
+        let value = log["epochs"][0]["stats"][stat].as_f64();
+        assert!(
+            value.is_some_and(f64::is_finite),
+            "{name}: no {stat} in {log}"
+        );
+        let svg = std::fs::read_to_string(out.join("scheme-log.svg")).unwrap();
+        assert!(svg.contains("<svg"), "{name}");
+
+        let o = mtrec(&[
+            "eval",
+            "--checkpoint",
+            &out.display().to_string(),
+            "--data",
+            "data/census-income/census-income.test.gz",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let e: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert!(
+            e["tasks"]["income"]["auc"].as_f64().unwrap() > 0.5,
+            "{name}: {e}"
+        );
+    }
 }

@@ -10,13 +10,22 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use mtrec_arch::Model;
 use mtrec_data::Preprocessor;
 use serde::{Deserialize, Serialize};
 
+use crate::scheme::{Predictor, blank_predictor};
 use crate::{EngineError, ExperimentConfig};
 
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// The weights file of model `index` of `count` (a per-task scheme stores one per task).
+pub fn weights_file(index: usize, count: usize) -> String {
+    if count == 1 {
+        WEIGHTS_FILE.to_string()
+    } else {
+        format!("model.task{index}.safetensors")
+    }
+}
 pub const CONFIG_FILE: &str = "config.toml";
 pub const PREPROCESSOR_FILE: &str = "preprocessor.json";
 pub const METRICS_FILE: &str = "metrics.json";
@@ -37,7 +46,7 @@ const FORMAT: u32 = 1;
 pub struct Checkpoint {
     pub config: ExperimentConfig,
     pub preprocessor: Preprocessor,
-    pub model: Model,
+    pub model: Predictor,
     pub metrics: serde_json::Value,
 }
 
@@ -58,7 +67,7 @@ pub fn save_checkpoint(
     dir: &Path,
     config: &ExperimentConfig,
     preprocessor: &Preprocessor,
-    model: &Model,
+    model: &Predictor,
     metrics: &serde_json::Value,
 ) -> Result<(), EngineError> {
     save_checkpoint_with(dir, config, preprocessor, model, metrics, &[])
@@ -70,7 +79,7 @@ pub fn save_checkpoint_with(
     dir: &Path,
     config: &ExperimentConfig,
     preprocessor: &Preprocessor,
-    model: &Model,
+    model: &Predictor,
     metrics: &serde_json::Value,
     extra: &[(&str, String)],
 ) -> Result<(), EngineError> {
@@ -90,10 +99,12 @@ pub fn save_checkpoint_with(
     }
     fs::create_dir_all(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
     let result = (|| {
-        let mut store = SafetensorsStore::from_file(tmp.join(WEIGHTS_FILE));
-        model
-            .save_into(&mut store)
-            .map_err(|e| ck_err(&tmp.join(WEIGHTS_FILE), e))?;
+        let models = model.models();
+        for (i, m) in models.iter().enumerate() {
+            let path = tmp.join(weights_file(i, models.len()));
+            let mut store = SafetensorsStore::from_file(&path);
+            m.save_into(&mut store).map_err(|e| ck_err(&path, e))?;
+        }
         let cfg_path = tmp.join(CONFIG_FILE);
         fs::write(&cfg_path, config.to_toml_string()).map_err(|e| EngineError::io(&cfg_path, e))?;
         write_json(&tmp.join(PREPROCESSOR_FILE), preprocessor)?;
@@ -158,23 +169,31 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, Engine
     let preprocessor: Preprocessor = read_json(&dir.join(PREPROCESSOR_FILE))?;
     let metrics: serde_json::Value =
         read_json(&dir.join(METRICS_FILE)).unwrap_or(serde_json::Value::Null);
-    let mut model = mtrec_arch::build(
-        &config.model,
-        &config.embedding,
-        &preprocessor.meta(),
-        device,
-    )?;
-    let weights = dir.join(WEIGHTS_FILE);
-    if !weights.is_file() {
-        return Err(ck_err(&weights, "missing weights file"));
+    let mut model = blank_predictor(&config, &preprocessor.meta(), device)?;
+    let count = model.models().len();
+    for (i, m) in model.models_mut().into_iter().enumerate() {
+        load_weights(m, &dir.join(weights_file(i, count)))?;
     }
-    let mut store = SafetensorsStore::from_file(&weights);
+    Ok(Checkpoint {
+        config,
+        preprocessor,
+        model,
+        metrics,
+    })
+}
+
+/// Fills `model` from a safetensors file that must hold every one of its parameters.
+fn load_weights(model: &mut mtrec_arch::Model, weights: &Path) -> Result<(), EngineError> {
+    if !weights.is_file() {
+        return Err(ck_err(weights, "missing weights file"));
+    }
+    let mut store = SafetensorsStore::from_file(weights);
     let applied = model
         .load_from(&mut store)
-        .map_err(|e| ck_err(&weights, e))?;
+        .map_err(|e| ck_err(weights, e))?;
     if !applied.missing.is_empty() || !applied.errors.is_empty() {
         return Err(ck_err(
-            &weights,
+            weights,
             format!(
                 "weights do not match the model: {} missing ({}), {} errors",
                 applied.missing.len(),
@@ -189,10 +208,5 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, Engine
             ),
         ));
     }
-    Ok(Checkpoint {
-        config,
-        preprocessor,
-        model,
-        metrics,
-    })
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! The experiment config: one TOML file whose sections mirror the crates
-//! (`[data]`, `[embedding]`, `[model]`, `[weighting]`, `[train]`). Unknown keys are errors, so a
+//! (`[data]`, `[embedding]`, `[model]`, `[weighting]`, `[scheme]`, `[train]`). Unknown keys are errors, so a
 //! typo never silently falls back to a default. The resolved config is written beside every
 //! checkpoint, which is how a checkpoint rebuilds its model.
 
@@ -10,7 +10,7 @@ use mtrec_data::DataConfig;
 use mtrec_weighting::WeightingConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::{EngineError, SearchConfig};
+use crate::{EngineError, SchemeConfig, SearchConfig};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +25,9 @@ pub struct ExperimentConfig {
     pub model: ArchConfig,
     #[serde(default)]
     pub weighting: WeightingConfig,
+    /// How training proceeds (plain, or one of the survey's sharing schemes).
+    #[serde(default, skip_serializing_if = "SchemeConfig::is_none")]
+    pub scheme: SchemeConfig,
     /// The training, or for a search the finetune of the found architecture.
     #[serde(default)]
     pub train: TrainConfig,
@@ -130,6 +133,9 @@ impl ExperimentConfig {
             )));
         }
         self.search.validate().map_err(bad)?;
+        self.scheme
+            .validate()
+            .map_err(|m| bad(format!("[scheme] {m}")))?;
         Ok(())
     }
 }

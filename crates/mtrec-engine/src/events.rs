@@ -34,9 +34,10 @@ pub enum Event<'a> {
     Evaluating {
         split: &'a str,
     },
-    /// A phase of an architecture search begins (`warm-up`, `joint`, then `finetune`, which
-    /// reports like a training).
-    SearchPhase {
+    /// A phase of work with its own epochs begins: a search's `warm-up` and `joint` (then
+    /// `finetune`, which reports like a training), or a scheme's preparation (LT4Rec's pruning
+    /// rounds).
+    Phase {
         name: &'a str,
         epochs: usize,
         batches_per_epoch: usize,

@@ -11,7 +11,9 @@ pub mod error;
 pub mod evaluate;
 pub mod events;
 pub mod loss;
+pub mod scheme;
 pub mod search;
+pub mod stepper;
 pub mod tensors;
 pub mod train;
 
@@ -21,8 +23,10 @@ pub use error::EngineError;
 pub use evaluate::{EvalReport, TaskReport, evaluate, predict};
 pub use events::{Event, NullObserver, Observer};
 pub use loss::task_losses;
+pub use scheme::{Predictor, SchemeConfig, Trainer};
 pub use search::{GateSchedule, SearchConfig, SearchLog, SearchOutcome, SearchStepper, search};
-pub use train::{EpochRecord, Stepper, TrainOutcome, fit, train};
+pub use stepper::Stepper;
+pub use train::{EpochRecord, TrainOutcome, fit, train};
 
 /// The CPU device every command uses unless a GPU backend is compiled in and chosen.
 pub fn default_device() -> burn::prelude::Device {

@@ -211,6 +211,7 @@ pub struct SearchStepper {
     cfg: SearchConfig,
     arch_ids: Vec<ParamId>,
     joint: bool,
+    ctx: mtrec_weighting::StepContext,
     device: Device,
 }
 
@@ -224,15 +225,27 @@ impl SearchStepper {
         device: &Device,
     ) -> Result<Self, EngineError> {
         let s = &cfg.search;
+        let weighting = mtrec_weighting::build(&cfg.weighting, &meta.task_names, device)?;
+        if weighting.per_task_gradients() {
+            return Err(EngineError::Invalid(format!(
+                "a search cannot use [weighting] kind = \"{}\" (per-task gradients); use fixed or uncertainty weighting",
+                cfg.weighting.kind()
+            )));
+        }
         let mut stepper = Self {
             net: Some(net),
             weight_optim: adam(s.weight_decay).init(),
             arch_optim: adam(s.arch_weight_decay).init(),
-            weighting: mtrec_weighting::build(&cfg.weighting, &meta.task_names)?,
+            weighting,
             kinds: meta.task_kinds.clone(),
             cfg: s.clone(),
             arch_ids: Vec::new(),
             joint: false,
+            ctx: mtrec_weighting::StepContext {
+                step: 0,
+                epoch: 1,
+                learning_rate: s.learning_rate,
+            },
             device: device.clone(),
         };
         stepper.set_joint(false);
@@ -260,9 +273,12 @@ impl SearchStepper {
         let mut net = self.net.take().expect("network present between steps");
         let out = net.forward(&input_of(batch, &self.device));
         let losses = task_losses(out.outputs, labels_of(batch, &self.device), &self.kinds);
-        let objective = self.weighting.combine(losses);
+        let objective = self.weighting.combine(losses, &self.ctx);
         let loss = objective.clone().into_scalar::<f32>() as f64;
-        let mut grads = GradientsParams::from_grads(objective.backward(), &net);
+        let mut raw = objective.backward();
+        self.weighting.update(&mut raw, &self.ctx);
+        self.ctx.step += 1;
+        let mut grads = GradientsParams::from_grads(raw, &net);
         let mut arch_grads = GradientsParams::new();
         for id in &self.arch_ids {
             if let Some(g) = grads.remove::<1>(*id) {
@@ -309,6 +325,12 @@ pub fn search(
             cfg.model.kind()
         )));
     };
+    if !cfg.scheme.is_none() {
+        return Err(EngineError::Invalid(format!(
+            "a search trains with the plain scheme; remove `[scheme] kind = \"{}\"`",
+            cfg.scheme.kind()
+        )));
+    }
     let s = &cfg.search;
     s.validate().map_err(EngineError::Invalid)?;
     if data.train.n_rows == 0 || data.valid.n_rows == 0 {
@@ -339,7 +361,7 @@ pub fn search(
     for epoch in 1..=total {
         let joint = epoch > s.warmup_epochs;
         if epoch == 1 || epoch == s.warmup_epochs + 1 {
-            observer.on_event(&Event::SearchPhase {
+            observer.on_event(&Event::Phase {
                 name: if joint { "joint" } else { "warm-up" },
                 epochs: if joint {
                     s.joint_epochs
@@ -421,7 +443,7 @@ pub fn search(
         model: ArchConfig::Searched(genotype.clone()),
         ..cfg.clone()
     };
-    observer.on_event(&Event::SearchPhase {
+    observer.on_event(&Event::Phase {
         name: "finetune",
         epochs: cfg.train.epochs,
         batches_per_epoch: data.train.n_rows.div_ceil(cfg.train.batch_size),

@@ -3,15 +3,14 @@
 
 use std::time::Instant;
 
-use burn::module::Module;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use std::collections::BTreeMap;
+
 use burn::prelude::*;
-use mtrec_arch::{Model, MultiTaskModel};
+use mtrec_arch::Model;
 use mtrec_data::{Batch, Dataset, EncodedTable, TaskKind, batches};
 use serde::{Deserialize, Serialize};
 
-use crate::tensors::{input_of, labels_of};
+use crate::scheme::{Predictor, model_meta, trainer};
 use crate::{EngineError, EvalReport, Event, ExperimentConfig, Monitor, Observer, evaluate};
 
 /// One epoch of the training history.
@@ -21,14 +20,21 @@ pub struct EpochRecord {
     pub train_loss: f64,
     pub valid: EvalReport,
     pub seconds: f64,
+    /// The weighting's or scheme's figures after the epoch (loss weights, mask densities).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stats: BTreeMap<String, f64>,
 }
 
 /// What a finished training returns: the selected model and its figures.
 #[derive(Debug)]
 pub struct TrainOutcome {
     /// The best epoch's model, in validation mode (no autodiff).
-    pub model: Model,
+    pub model: Predictor,
     pub history: Vec<EpochRecord>,
+    /// The per-task weights of the loss at the end of training (learnt ones included).
+    pub loss_weights: Vec<f64>,
+    /// What a scheme did before the epochs (LT4Rec's pruning rounds); empty for most.
+    pub prepare_log: Vec<serde_json::Value>,
     pub best_epoch: usize,
     pub valid: EvalReport,
     pub test: EvalReport,
@@ -48,7 +54,7 @@ pub fn train(
     let model = mtrec_arch::build(
         &cfg.model,
         &cfg.embedding,
-        &data.meta(),
+        &model_meta(&cfg.scheme, &data.meta())?,
         &device.clone().autodiff(),
     )?;
     fit(model, cfg, data, device, observer)
@@ -63,67 +69,6 @@ fn score(monitor: &Monitor, report: &EvalReport) -> Result<f64, EngineError> {
         Monitor::TaskAuc(task) => report.task(task).and_then(|m| m.auc).ok_or_else(|| {
             EngineError::Invalid(format!("train.monitor: no AUC for task `{task}`"))
         }),
-    }
-}
-
-/// One optimisation step at a time: forward, per-task losses, weighting, backward, Adam.
-/// The training loop and the benchmarks both drive this, so what is measured is what trains.
-pub struct Stepper {
-    model: Option<Model>,
-    optim: burn::optim::ModuleOptimizer,
-    weighting: Box<dyn mtrec_weighting::Weighting>,
-    kinds: Vec<TaskKind>,
-    learning_rate: f64,
-    device: Device,
-}
-
-impl Stepper {
-    /// `model` must live on an autodiff device; `device` is that device.
-    pub fn new(
-        model: Model,
-        cfg: &ExperimentConfig,
-        kinds: Vec<TaskKind>,
-        task_names: &[String],
-        device: &Device,
-    ) -> Result<Self, EngineError> {
-        let mut adam = AdamConfig::new();
-        if cfg.train.weight_decay > 0.0 {
-            adam =
-                adam.with_weight_decay(Some(WeightDecayConfig::new(cfg.train.weight_decay as f32)));
-        }
-        Ok(Self {
-            model: Some(model),
-            optim: adam.init(),
-            weighting: mtrec_weighting::build(&cfg.weighting, task_names)?,
-            kinds,
-            learning_rate: cfg.train.learning_rate,
-            device: device.clone(),
-        })
-    }
-
-    /// Runs one step on `batch`; returns the training objective before the update.
-    pub fn step(&mut self, batch: &Batch) -> f64 {
-        let model = self.model.take().expect("model present between steps");
-        let input = input_of(batch, &self.device);
-        let labels = labels_of(batch, &self.device);
-        let out = model.forward(&input);
-        let losses = crate::task_losses(out.outputs, labels, &self.kinds);
-        let mut total = self.weighting.combine(losses);
-        if let Some(aux) = out.aux_loss {
-            total = total + aux;
-        }
-        let loss = total.clone().into_scalar::<f32>() as f64;
-        let grads = GradientsParams::from_grads(total.backward(), &model);
-        self.model = Some(self.optim.step(self.learning_rate, model, grads));
-        loss
-    }
-
-    pub fn model(&self) -> &Model {
-        self.model.as_ref().expect("model present between steps")
-    }
-
-    pub fn weights(&self) -> Vec<f64> {
-        self.weighting.weights()
     }
 }
 
@@ -188,7 +133,8 @@ pub fn fit(
         m => m.clone(),
     };
     let ad_device = device.clone().autodiff();
-    let mut stepper = Stepper::new(model, cfg, kinds.clone(), names, &ad_device)?;
+    let mut stepper = trainer(model, cfg, data, &ad_device)?;
+    let prepare_log = stepper.prepare(data, observer)?;
 
     let mut n_batches = data.train.n_rows.div_ceil(t.batch_size);
     if t.max_batches_per_epoch > 0 {
@@ -201,12 +147,13 @@ pub fn fit(
     });
 
     let mut history = Vec::new();
-    let mut best: Option<(f64, usize, Model)> = None;
+    let mut best: Option<(f64, usize, Predictor)> = None;
     let mut since_best = 0;
     let mut train_seconds = 0.0;
     let mut examples = 0usize;
     for epoch in 1..=t.epochs {
         observer.on_event(&Event::EpochStart { epoch });
+        stepper.begin_epoch(epoch);
         let start = Instant::now();
         let (loss_sum, seen) = run_epoch(
             &data.train,
@@ -220,14 +167,15 @@ pub fn fit(
         let seconds = start.elapsed().as_secs_f64();
         train_seconds += seconds;
         examples += seen;
+        let stats = stepper.end_epoch(data)?;
 
-        let snapshot = stepper.model().valid();
+        let snapshot = stepper.predictor();
         let valid = evaluate(
             &snapshot,
             &data.valid,
             names,
             kinds,
-            &stepper.weights(),
+            &stepper.eval_weights(),
             t.eval_batch_size,
             device,
         )?;
@@ -246,6 +194,7 @@ pub fn fit(
             train_loss,
             valid,
             seconds,
+            stats,
         });
         if improved {
             best = Some((s, epoch, snapshot));
@@ -264,7 +213,7 @@ pub fn fit(
             "train.epochs must be at least 1".into(),
         ));
     };
-    let weights = stepper.weights();
+    let weights = stepper.eval_weights();
     let valid = history[best_epoch - 1].valid.clone();
     observer.on_event(&Event::Evaluating { split: "test" });
     let test = if data.test.n_rows > 0 {
@@ -283,6 +232,8 @@ pub fn fit(
     Ok(TrainOutcome {
         model: best_model,
         history,
+        prepare_log,
+        loss_weights: weights,
         best_epoch,
         valid,
         test,

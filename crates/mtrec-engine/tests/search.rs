@@ -134,7 +134,10 @@ fn the_found_architecture_retrains_from_json_and_reloads_from_its_checkpoint() {
     let mut retrain = out.retrain_config.clone();
     retrain.model = ArchConfig::Searched(genotype);
     let trained = train(&retrain, &data, &device, &mut NullObserver).unwrap();
-    assert!(matches!(trained.model, Model::AutoMtl(_)));
+    assert!(matches!(
+        trained.model,
+        mtrec_engine::Predictor::Whole(Model::AutoMtl(_))
+    ));
 
     // The checkpoint (config.toml holds the genotype) rebuilds the same network.
     let dir = tempfile::tempdir().unwrap();

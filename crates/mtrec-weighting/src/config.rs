@@ -12,10 +12,52 @@ pub enum WeightingConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         weights: Option<BTreeMap<String, f64>>,
     },
+    /// Kendall et al.: `sum_k L_k / (2 exp(s_k)) + s_k / 2` with learnable log-variances
+    /// `s_k`, all starting at `init`.
+    Uncertainty {
+        #[serde(default = "default_log_variance")]
+        init: f64,
+    },
+    /// MetaBalance (He et al.): auxiliary tasks' gradients of shared parameters rescaled
+    /// towards the target task's magnitude.
+    MetaBalance {
+        /// The target task; default the first task.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        /// Relax factor `r`: 0 leaves gradients unchanged, 1 equalises their magnitudes.
+        #[serde(default = "default_relax")]
+        relax: f64,
+        /// Moving-average factor of the gradient norms.
+        #[serde(default = "default_beta")]
+        beta: f64,
+    },
+}
+
+fn default_log_variance() -> f64 {
+    -0.5
+}
+
+fn default_relax() -> f64 {
+    0.7
+}
+
+fn default_beta() -> f64 {
+    0.9
 }
 
 impl Default for WeightingConfig {
     fn default() -> Self {
         WeightingConfig::Fixed { weights: None }
+    }
+}
+
+impl WeightingConfig {
+    /// The config's `kind`, as written in TOML.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WeightingConfig::Fixed { .. } => "fixed",
+            WeightingConfig::Uncertainty { .. } => "uncertainty",
+            WeightingConfig::MetaBalance { .. } => "meta-balance",
+        }
     }
 }

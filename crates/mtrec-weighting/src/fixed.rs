@@ -4,16 +4,22 @@ use std::collections::BTreeMap;
 
 use burn::prelude::*;
 
-use crate::{Weighting, WeightingError};
+use crate::{StepContext, Weighting, WeightingError};
 
 #[derive(Debug, Clone)]
 pub struct FixedWeights {
+    task_names: Vec<String>,
     weights: Vec<f64>,
 }
 
 impl FixedWeights {
-    pub fn new(weights: Vec<f64>) -> Self {
-        Self { weights }
+    /// `weights[k]` applies to `task_names[k]`.
+    pub fn new(task_names: &[String], weights: Vec<f64>) -> Self {
+        assert_eq!(task_names.len(), weights.len(), "one weight per task");
+        Self {
+            task_names: task_names.to_vec(),
+            weights,
+        }
     }
 
     /// Weights by task name; unnamed tasks get `1/T`.
@@ -38,12 +44,12 @@ impl FixedWeights {
             }
             weights[i] = value;
         }
-        Ok(Self { weights })
+        Ok(Self::new(task_names, weights))
     }
 }
 
 impl Weighting for FixedWeights {
-    fn combine(&mut self, losses: Tensor<1>) -> Tensor<1> {
+    fn combine(&mut self, losses: Tensor<1>, _ctx: &StepContext) -> Tensor<1> {
         let w: Vec<f32> = self.weights.iter().map(|&w| w as f32).collect();
         let n = w.len();
         let w = Tensor::<1>::from_data(TensorData::new(w, [n]), &losses.device());
@@ -52,6 +58,10 @@ impl Weighting for FixedWeights {
 
     fn weights(&self) -> Vec<f64> {
         self.weights.clone()
+    }
+
+    fn task_names(&self) -> &[String] {
+        &self.task_names
     }
 }
 
@@ -63,12 +73,18 @@ mod tests {
         vec!["a".into(), "b".into()]
     }
 
+    const CTX: StepContext = StepContext {
+        step: 0,
+        epoch: 1,
+        learning_rate: 1e-3,
+    };
+
     #[test]
     fn default_is_the_mean_of_the_task_losses() {
         let mut w = FixedWeights::from_names(None, &names()).unwrap();
         let device = Device::default();
         let losses = Tensor::<1>::from_floats([1.0, 3.0], &device);
-        let total: f32 = w.combine(losses).into_scalar();
+        let total: f32 = w.combine(losses, &CTX).into_scalar();
         assert!((total - 2.0).abs() < 1e-6);
     }
 
@@ -78,9 +94,11 @@ mod tests {
         named.insert("b".to_string(), 2.0);
         let mut w = FixedWeights::from_names(Some(&named), &names()).unwrap();
         assert_eq!(w.weights(), vec![0.5, 2.0]);
+        assert_eq!(w.task_names(), names().as_slice());
+        assert_eq!(w.stats().get("weight/b"), Some(&2.0));
         let device = Device::default();
         let total: f32 = w
-            .combine(Tensor::<1>::from_floats([1.0, 3.0], &device))
+            .combine(Tensor::<1>::from_floats([1.0, 3.0], &device), &CTX)
             .into_scalar();
         assert!((total - 6.5).abs() < 1e-6);
     }

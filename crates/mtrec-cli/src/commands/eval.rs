@@ -14,7 +14,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let table = ck.preprocessor.encode_file(&source)?;
     spinner.finish_and_clear();
     let meta = ck.preprocessor.meta();
-    let weights = mtrec_weighting::build(&ck.config.weighting, &meta.task_names)?.weights();
+    // A learnt weighting's final weights are in the training report; fixed ones rebuild.
+    let weights = match serde_json::from_value::<Vec<f64>>(ck.metrics["loss_weights"].clone()) {
+        Ok(w) if w.len() == meta.task_names.len() => w,
+        _ => mtrec_weighting::build(
+            &ck.config.weighting,
+            &meta.task_names,
+            &device.clone().autodiff(),
+        )?
+        .weights(),
+    };
     let report = evaluate(
         &ck.model,
         &table,

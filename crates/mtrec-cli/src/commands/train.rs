@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use mtrec_arch::ArchConfig;
 use mtrec_arch::automtl::Genotype;
-use mtrec_engine::{ExperimentConfig, TrainOutcome, save_checkpoint};
+use mtrec_engine::{ExperimentConfig, TrainOutcome, save_checkpoint_with};
 use mtrec_report::{Panel, Series, write_svg};
 
 use crate::cli::TrainArgs;
@@ -59,11 +59,29 @@ pub fn run_experiment(
     let outcome = mtrec_engine::train(cfg, &data, &device, &mut progress)?;
     drop(progress);
     let report = report_json(cfg, &outcome, out, started.elapsed().as_secs_f64());
-    save_checkpoint(out, cfg, &data.preprocessor, &outcome.model, &report)
-        .with_context(|| format!("saving the checkpoint to {}", out.display()))?;
+    let log = stats_log(&outcome);
+    let extra = match &log {
+        Some(log) => vec![(STATS_LOG, serde_json::to_string_pretty(log)?)],
+        None => Vec::new(),
+    };
+    save_checkpoint_with(
+        out,
+        cfg,
+        &data.preprocessor,
+        &outcome.model,
+        &report,
+        &extra,
+    )
+    .with_context(|| format!("saving the checkpoint to {}", out.display()))?;
     let curves = out.join("curves.svg");
     if let Err(e) = write_svg(&curves, &curve_panels(&outcome)) {
         tracing::warn!("cannot draw {}: {e}", curves.display());
+    }
+    if log.is_some() {
+        let plot = out.join(STATS_PLOT);
+        if let Err(e) = write_svg(&plot, &stats_panels(&outcome)) {
+            tracing::warn!("cannot draw {}: {e}", plot.display());
+        }
     }
     if json {
         println!("{}", serde_json::to_string(&report)?);
@@ -83,17 +101,71 @@ fn report_json(
     serde_json::json!({
         "name": cfg.name,
         "model": cfg.model.kind(),
+        "weighting": cfg.weighting.kind(),
+        "scheme": cfg.scheme.kind(),
         "tasks": test["tasks"],
         "test_loss": test["loss"],
         "valid": outcome.valid.to_json(),
         "best_epoch": outcome.best_epoch,
         "epochs_run": outcome.history.len(),
         "history": outcome.history,
+        "loss_weights": outcome.loss_weights,
         "train_seconds": outcome.train_seconds,
         "wall_seconds": wall_seconds,
         "examples_per_second": outcome.examples_per_second,
         "checkpoint": out.display().to_string(),
     })
+}
+
+/// The weighting's or scheme's figures per epoch (and a scheme's preparation, such as LT4Rec's
+/// pruning rounds), beside the checkpoint.
+const STATS_LOG: &str = "scheme-log.json";
+const STATS_PLOT: &str = "scheme-log.svg";
+
+fn stats_log(outcome: &TrainOutcome) -> Option<serde_json::Value> {
+    let epochs: Vec<_> = outcome
+        .history
+        .iter()
+        .filter(|r| !r.stats.is_empty())
+        .map(|r| serde_json::json!({ "epoch": r.epoch, "stats": r.stats }))
+        .collect();
+    (!epochs.is_empty() || !outcome.prepare_log.is_empty())
+        .then(|| serde_json::json!({ "epochs": epochs, "prepare": outcome.prepare_log }))
+}
+
+/// One panel per quantity (`weight`, `density`, ...), one line per task or pair: the stats
+/// are named `<quantity>/<who>`.
+fn stats_panels(outcome: &TrainOutcome) -> Vec<Panel> {
+    let mut panels: Vec<Panel> = Vec::new();
+    for record in &outcome.history {
+        for (key, &value) in &record.stats {
+            let (quantity, who) = key.split_once('/').unwrap_or((key.as_str(), key.as_str()));
+            let panel = match panels.iter().position(|p| p.title == quantity) {
+                Some(i) => &mut panels[i],
+                None => {
+                    panels.push(Panel {
+                        title: quantity.to_string(),
+                        x_label: "epoch".into(),
+                        y_label: quantity.to_string(),
+                        series: Vec::new(),
+                    });
+                    panels.last_mut().expect("just pushed")
+                }
+            };
+            let series = match panel.series.iter().position(|s| s.name == who) {
+                Some(i) => &mut panel.series[i],
+                None => {
+                    panel.series.push(Series {
+                        name: who.to_string(),
+                        points: Vec::new(),
+                    });
+                    panel.series.last_mut().expect("just pushed")
+                }
+            };
+            series.points.push((record.epoch as f64, value));
+        }
+    }
+    panels
 }
 
 /// Loss per epoch (train and validation) and each task's validation AUC or MSE per epoch.

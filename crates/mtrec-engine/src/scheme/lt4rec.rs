@@ -1,0 +1,264 @@
+//! LT4Rec / sparse sharing (Sun et al., AAAI 2020; spec §3): each task finds its own lottery
+//! ticket in the shared weights by iterative magnitude pruning, then all tasks train jointly,
+//! alternating batch by batch, each through its own sub-network.
+//!
+//! Per task: train on that task alone for `round_epochs`, drop the smallest-magnitude surviving
+//! weights over all shared matrices at once, rewind the survivors (to the initial weights, or
+//! to a multi-task warm-up), and repeat `rounds` times. Round `r` keeps `keep^(r/rounds)` of
+//! the weights, which is pruning `1 - keep^(1/rounds)` of the survivors per round. Biases,
+//! embeddings and towers are never pruned ([`SharedWeights`]). Joint training starts from the
+//! rewind point; positions no task keeps are zero and stay so.
+
+use std::collections::BTreeMap;
+
+use burn::prelude::*;
+use mtrec_arch::Model;
+use mtrec_data::{Batch, Dataset, TaskKind, batches};
+use serde::{Deserialize, Serialize};
+
+use super::masks::{Mask, SharedWeights, mask_stats};
+use super::subnet::SubNetworks;
+use super::{Predictor, Trainer};
+use crate::train::run_epoch;
+use crate::{EngineError, Event, ExperimentConfig, Observer, Stepper};
+
+/// Where the surviving weights go back to after each pruning round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rewind {
+    /// The initial weights (the lottery-ticket procedure).
+    #[default]
+    Init,
+    /// The weights after `warmup_epochs` of ordinary multi-task training.
+    WarmUp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lt4recConfig {
+    /// Fraction of the shared weights each task keeps in the end (LT4Rec 0.2; sparse
+    /// sharing used 0.1).
+    pub keep: f64,
+    /// Pruning rounds per task (LT4Rec 4; sparse sharing 20).
+    pub rounds: usize,
+    /// Single-task training epochs before each pruning.
+    pub round_epochs: usize,
+    pub rewind: Rewind,
+    /// Multi-task epochs before the search for tickets, when `rewind = "warm-up"`.
+    pub warmup_epochs: usize,
+}
+
+impl Default for Lt4recConfig {
+    fn default() -> Self {
+        Self {
+            keep: 0.2,
+            rounds: 4,
+            round_epochs: 1,
+            rewind: Rewind::Init,
+            warmup_epochs: 1,
+        }
+    }
+}
+
+impl Lt4recConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.keep > 0.0 && self.keep <= 1.0) {
+            return Err(format!("keep must be in (0, 1], got {}", self.keep));
+        }
+        if self.rounds == 0 || self.round_epochs == 0 {
+            return Err("rounds and round_epochs must be >= 1".into());
+        }
+        if self.rewind == Rewind::WarmUp && self.warmup_epochs == 0 {
+            return Err("rewind = \"warm-up\" needs warmup_epochs >= 1".into());
+        }
+        Ok(())
+    }
+}
+
+pub struct Lt4rec {
+    /// `None` until `prepare` has found the shared weights (it needs a batch).
+    nets: Option<SubNetworks>,
+    initial: Model,
+    config: Lt4recConfig,
+    experiment: ExperimentConfig,
+    names: Vec<String>,
+    kinds: Vec<TaskKind>,
+    device: Device,
+    step: usize,
+}
+
+impl Lt4rec {
+    pub fn new(
+        model: Model,
+        config: &Lt4recConfig,
+        cfg: &ExperimentConfig,
+        data: &Dataset,
+        device: &Device,
+    ) -> Result<Self, EngineError> {
+        let meta = data.meta();
+        Ok(Self {
+            nets: None,
+            initial: model,
+            config: config.clone(),
+            experiment: cfg.clone(),
+            names: meta.task_names,
+            kinds: meta.task_kinds,
+            device: device.clone(),
+            step: 0,
+        })
+    }
+
+    /// The shared weights, masks and model (after `prepare`).
+    pub fn nets(&self) -> &SubNetworks {
+        self.nets.as_ref().expect("prepare() runs before training")
+    }
+
+    /// The tasks' masks (after `prepare`).
+    pub fn masks(&self) -> &[Mask] {
+        &self.nets().masks
+    }
+}
+
+impl Trainer for Lt4rec {
+    fn prepare(
+        &mut self,
+        data: &Dataset,
+        observer: &mut dyn Observer,
+    ) -> Result<Vec<serde_json::Value>, EngineError> {
+        let t = &self.experiment.train;
+        let mut n_batches = data.train.n_rows.div_ceil(t.batch_size);
+        if t.max_batches_per_epoch > 0 {
+            n_batches = n_batches.min(t.max_batches_per_epoch);
+        }
+        let probe = batches(&data.train, t.batch_size, None)
+            .next()
+            .ok_or_else(|| EngineError::Invalid("empty training split".into()))?;
+        let shared = SharedWeights::discover(&self.initial, &probe, &self.kinds, &self.device)?;
+        let mut log = Vec::new();
+
+        let rewind = match self.config.rewind {
+            Rewind::Init => self.initial.clone(),
+            Rewind::WarmUp => {
+                let mut plain = Stepper::new(
+                    self.initial.clone(),
+                    &self.experiment,
+                    self.kinds.clone(),
+                    &self.names,
+                    &self.device,
+                )?;
+                observer.on_event(&Event::Phase {
+                    name: "lt4rec warm-up",
+                    epochs: self.config.warmup_epochs,
+                    batches_per_epoch: n_batches,
+                });
+                for epoch in 1..=self.config.warmup_epochs {
+                    observer.on_event(&Event::EpochStart { epoch });
+                    let (sum, seen) = run_epoch(
+                        &data.train,
+                        t.batch_size,
+                        n_batches,
+                        t.seed,
+                        epoch,
+                        observer,
+                        |b| plain.step(b),
+                    )?;
+                    log.push(serde_json::json!({
+                        "phase": "warm-up", "epoch": epoch, "train_loss": sum / seen.max(1) as f64,
+                    }));
+                }
+                plain.model().clone()
+            }
+        };
+
+        let mut nets = SubNetworks::new(
+            rewind.clone(),
+            shared,
+            &self.experiment,
+            self.kinds.clone(),
+            &self.device,
+        );
+        let total = nets.shared.len();
+        let mut found = Vec::with_capacity(self.kinds.len());
+        for task in 0..self.kinds.len() {
+            nets.reset_model(rewind.clone());
+            nets.masks[task] = Mask::full(&nets.full);
+            for round in 1..=self.config.rounds {
+                nets.reset_optimizer(&self.experiment);
+                let phase = format!("lt4rec {} round {round}", self.names[task]);
+                observer.on_event(&Event::Phase {
+                    name: &phase,
+                    epochs: self.config.round_epochs,
+                    batches_per_epoch: n_batches,
+                });
+                let mut loss = 0.0;
+                for epoch in 1..=self.config.round_epochs {
+                    observer.on_event(&Event::EpochStart { epoch });
+                    let (sum, seen) = run_epoch(
+                        &data.train,
+                        t.batch_size,
+                        n_batches,
+                        t.seed.wrapping_add(round as u64 * 1000),
+                        epoch,
+                        observer,
+                        |b| nets.step_task(b, task, |l| l, None).loss,
+                    )?;
+                    loss = sum / seen.max(1) as f64;
+                }
+                let target = self
+                    .config
+                    .keep
+                    .powf(round as f64 / self.config.rounds as f64);
+                let n_keep = (target * total as f64).round() as usize;
+                let magnitude: Vec<Tensor<1>> = nets.full.iter().map(|w| w.clone().abs()).collect();
+                let mask = Mask::top(&magnitude, Some(&nets.masks[task]), n_keep);
+                let density = mask.density();
+                nets.masks[task] = mask;
+                log.push(serde_json::json!({
+                    "phase": "prune", "task": self.names[task], "round": round,
+                    "train_loss": loss, "density": density,
+                }));
+                // Rewind the survivors; the pruned positions are zero for this task from now on.
+                nets.reset_model(rewind.clone());
+            }
+            found.push(nets.masks[task].clone());
+        }
+        // Joint training from the rewind point; what no task keeps is zero for good.
+        nets.reset_model(rewind);
+        nets.reset_optimizer(&self.experiment);
+        let union = found
+            .iter()
+            .cloned()
+            .reduce(|a, b| a.or(&b))
+            .expect("at least one task");
+        nets.full = union.apply(&nets.full);
+        nets.masks = found;
+        self.nets = Some(nets);
+        observer.on_event(&Event::Phase {
+            name: "joint",
+            epochs: t.epochs,
+            batches_per_epoch: n_batches,
+        });
+        Ok(log)
+    }
+
+    fn begin_epoch(&mut self, _epoch: usize) {}
+
+    fn step(&mut self, batch: &Batch) -> f64 {
+        let task = self.step % self.kinds.len();
+        self.step += 1;
+        let nets = self.nets.as_mut().expect("prepare() runs before training");
+        nets.step_task(batch, task, |l| l, None).loss
+    }
+
+    fn end_epoch(&mut self, _data: &Dataset) -> Result<BTreeMap<String, f64>, EngineError> {
+        Ok(mask_stats(self.masks(), &self.names))
+    }
+
+    fn predictor(&self) -> Predictor {
+        self.nets().predictor()
+    }
+
+    fn eval_weights(&self) -> Vec<f64> {
+        vec![1.0 / self.kinds.len() as f64; self.kinds.len()]
+    }
+}

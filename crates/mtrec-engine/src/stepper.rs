@@ -1,0 +1,198 @@
+//! One optimisation step at a time: forward, per-task losses, weighting, backward, Adam.
+//! The plain training scheme, and what the benchmarks drive, so what is measured is what trains.
+
+use std::collections::BTreeMap;
+
+use burn::module::{ModuleVisitor, Param};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::Gradients;
+use mtrec_arch::{Model, MultiTaskModel};
+use mtrec_data::{Batch, Dataset, TaskKind};
+use mtrec_weighting::{StepContext, Weighting};
+
+use crate::scheme::{Predictor, Trainer};
+use crate::tensors::{input_of, labels_of};
+use crate::{EngineError, ExperimentConfig};
+
+/// The Adam optimizer of `[train]` (learning rate aside, which each step passes).
+pub(crate) fn adam(cfg: &ExperimentConfig) -> ModuleOptimizer {
+    let mut adam = AdamConfig::new();
+    if cfg.train.weight_decay > 0.0 {
+        adam = adam.with_weight_decay(Some(WeightDecayConfig::new(cfg.train.weight_decay as f32)));
+    }
+    adam.init()
+}
+
+pub struct Stepper {
+    model: Option<Model>,
+    optim: ModuleOptimizer,
+    weighting: Box<dyn Weighting>,
+    kinds: Vec<TaskKind>,
+    ctx: StepContext,
+    device: Device,
+}
+
+impl Stepper {
+    /// `model` must live on an autodiff device; `device` is that device.
+    pub fn new(
+        model: Model,
+        cfg: &ExperimentConfig,
+        kinds: Vec<TaskKind>,
+        task_names: &[String],
+        device: &Device,
+    ) -> Result<Self, EngineError> {
+        Ok(Self {
+            model: Some(model),
+            optim: adam(cfg),
+            weighting: mtrec_weighting::build(&cfg.weighting, task_names, device)?,
+            kinds,
+            ctx: StepContext {
+                step: 0,
+                epoch: 1,
+                learning_rate: cfg.train.learning_rate,
+            },
+            device: device.clone(),
+        })
+    }
+
+    /// Runs one step on `batch`; returns the training objective before the update.
+    pub fn step(&mut self, batch: &Batch) -> f64 {
+        let model = self.model.take().expect("model present between steps");
+        let input = input_of(batch, &self.device);
+        let labels = labels_of(batch, &self.device);
+        let (loss, grads) = if self.weighting.per_task_gradients() {
+            self.per_task_grads(&model, &input, labels)
+        } else {
+            let out = model.forward(&input);
+            let losses = crate::task_losses(out.outputs, labels, &self.kinds);
+            let mut total = self.weighting.combine(losses, &self.ctx);
+            if let Some(aux) = out.aux_loss {
+                total = total + aux;
+            }
+            let loss = total.clone().into_scalar::<f32>() as f64;
+            let mut raw = total.backward();
+            self.weighting.update(&mut raw, &self.ctx);
+            (loss, GradientsParams::from_grads(raw, &model))
+        };
+        self.model = Some(self.optim.step(self.ctx.learning_rate, model, grads));
+        self.ctx.step += 1;
+        loss
+    }
+
+    /// Each task's loss differentiated on its own (burn keeps no graph across backward
+    /// passes, so one forward per task), then combined parameter by parameter: shared ones
+    /// (reached by several tasks) through the weighting, the others as they are.
+    fn per_task_grads(
+        &mut self,
+        model: &Model,
+        input: &mtrec_arch::ModelInput,
+        labels: Tensor<2>,
+    ) -> (f64, GradientsParams) {
+        let t = self.kinds.len();
+        let mut total = 0.0;
+        let mut per_task = Vec::with_capacity(t);
+        for k in 0..t {
+            let out = model.forward(input);
+            let losses = crate::task_losses(out.outputs, labels.clone(), &self.kinds);
+            let mut loss = losses.narrow(0, k, 1);
+            // A model's own penalty is shared out evenly, so the tasks' sum keeps it once.
+            if let Some(aux) = out.aux_loss {
+                loss = loss + aux / t as f64;
+            }
+            total += loss.clone().into_scalar::<f32>() as f64;
+            per_task.push(loss.backward());
+        }
+        let mut combine = CombineGrads {
+            per_task: &per_task,
+            weighting: self.weighting.as_mut(),
+            ctx: &self.ctx,
+            out: GradientsParams::new(),
+        };
+        model.visit(&mut combine);
+        (total, combine.out)
+    }
+
+    pub fn model(&self) -> &Model {
+        self.model.as_ref().expect("model present between steps")
+    }
+
+    pub fn weights(&self) -> Vec<f64> {
+        self.weighting.weights()
+    }
+}
+
+/// The largest number of tasks whose gradients are non-zero at one same element: 2 or more
+/// means the parameter is shared. Counting per element rather than per tensor matters because
+/// banks hold every task's tower (or gate) in one tensor, each task reaching its own slice.
+pub(crate) fn tasks_sharing(grads: &[Option<Tensor<1>>]) -> usize {
+    let present: Vec<&Tensor<1>> = grads.iter().flatten().collect();
+    if present.len() < 2 {
+        return present.len();
+    }
+    present
+        .iter()
+        .map(|g| (*g).clone().not_equal_elem(0.0).float())
+        .reduce(|a, b| a + b)
+        .expect("two gradients")
+        .max()
+        .into_scalar::<f32>()
+        .round() as usize
+}
+
+/// Per parameter: the tasks' gradients, combined by the weighting where several tasks reach it.
+struct CombineGrads<'a> {
+    per_task: &'a [Gradients],
+    weighting: &'a mut dyn Weighting,
+    ctx: &'a StepContext,
+    out: GradientsParams,
+}
+
+impl ModuleVisitor for CombineGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        let shape = value.shape();
+        let n = shape.num_elements();
+        let grads: Vec<Option<Tensor<1>>> = self
+            .per_task
+            .iter()
+            .map(|g| value.grad(g).map(|g| g.reshape([n])))
+            .collect();
+        if grads.iter().all(Option::is_none) {
+            return;
+        }
+        let combined = if tasks_sharing(&grads) >= 2 {
+            self.weighting.combine_shared(param.id, grads, self.ctx)
+        } else {
+            grads
+                .into_iter()
+                .flatten()
+                .reduce(|a, b| a + b)
+                .expect("a gradient")
+        };
+        self.out.register::<D>(param.id, combined.reshape(shape));
+    }
+}
+
+impl Trainer for Stepper {
+    fn begin_epoch(&mut self, epoch: usize) {
+        self.ctx.epoch = epoch;
+    }
+
+    fn step(&mut self, batch: &Batch) -> f64 {
+        Stepper::step(self, batch)
+    }
+
+    fn end_epoch(&mut self, _data: &Dataset) -> Result<BTreeMap<String, f64>, EngineError> {
+        Ok(self.weighting.stats())
+    }
+
+    fn predictor(&self) -> Predictor {
+        Predictor::Whole(self.model().valid())
+    }
+
+    fn eval_weights(&self) -> Vec<f64> {
+        self.weighting.weights()
+    }
+}
