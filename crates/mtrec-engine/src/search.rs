@@ -18,7 +18,7 @@ use mtrec_data::{Batch, Dataset, FeatureMeta, TaskKind};
 use serde::{Deserialize, Serialize};
 
 use crate::tensors::{input_of, labels_of};
-use crate::train::run_epoch;
+use crate::train::{batches_per_epoch, run_epoch};
 use crate::{
     EngineError, EvalReport, Event, ExperimentConfig, Observer, TrainOutcome, evaluate, fit,
     task_losses,
@@ -348,10 +348,7 @@ pub fn search(
     };
     let mut stepper = SearchStepper::new(net, cfg, &meta, &ad_device)?;
 
-    let mut n_batches = data.train.n_rows.div_ceil(s.batch_size);
-    if s.max_batches_per_epoch > 0 {
-        n_batches = n_batches.min(s.max_batches_per_epoch);
-    }
+    let n_batches = batches_per_epoch(data.train.n_rows, s.batch_size, s.max_batches_per_epoch);
     let total = s.warmup_epochs + s.joint_epochs;
     let started = Instant::now();
     let mut log = SearchLog {

@@ -67,13 +67,8 @@ impl Stepper {
         } else {
             let out = model.forward(&input);
             let losses = crate::task_losses(out.outputs, labels, &self.kinds);
-            let mut total = self.weighting.combine(losses, &self.ctx);
-            if let Some(aux) = out.aux_loss {
-                total = total + aux;
-            }
-            let loss = total.clone().into_scalar::<f32>() as f64;
-            let mut raw = total.backward();
-            self.weighting.update(&mut raw, &self.ctx);
+            let (loss, raw) =
+                weighted_backward(self.weighting.as_mut(), &self.ctx, losses, out.aux_loss);
             (loss, GradientsParams::from_grads(raw, &model))
         };
         self.model = Some(self.optim.step(self.ctx.learning_rate, model, grads));
@@ -123,6 +118,38 @@ impl Stepper {
     }
 }
 
+/// The weighted objective of `losses` (plus a model's own penalty `aux`), differentiated; a
+/// learnable weighting takes its own gradients out and steps. Returns the objective's value
+/// and the remaining gradients.
+pub(crate) fn weighted_backward(
+    weighting: &mut dyn Weighting,
+    ctx: &StepContext,
+    losses: Tensor<1>,
+    aux: Option<Tensor<1>>,
+) -> (f64, Gradients) {
+    let mut total = weighting.combine(losses, ctx);
+    if let Some(aux) = aux {
+        total = total + aux;
+    }
+    let loss = total.clone().into_scalar::<f32>() as f64;
+    let mut raw = total.backward();
+    weighting.update(&mut raw, ctx);
+    (loss, raw)
+}
+
+/// Each task's gradient of `value` (a parameter), flattened; `None` where a task's backward
+/// pass did not reach it.
+pub(crate) fn task_grads<const D: usize>(
+    value: &Tensor<D>,
+    per_task: &[Gradients],
+) -> Vec<Option<Tensor<1>>> {
+    let n = value.shape().num_elements();
+    per_task
+        .iter()
+        .map(|g| value.grad(g).map(|g| g.reshape([n])))
+        .collect()
+}
+
 /// The largest number of tasks whose gradients are non-zero at one same element: 2 or more
 /// means the parameter is shared. Counting per element rather than per tensor matters because
 /// banks hold every task's tower (or gate) in one tensor, each task reaching its own slice.
@@ -153,12 +180,7 @@ impl ModuleVisitor for CombineGrads<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let value = param.val();
         let shape = value.shape();
-        let n = shape.num_elements();
-        let grads: Vec<Option<Tensor<1>>> = self
-            .per_task
-            .iter()
-            .map(|g| value.grad(g).map(|g| g.reshape([n])))
-            .collect();
+        let grads = task_grads(&value, self.per_task);
         if grads.iter().all(Option::is_none) {
             return;
         }

@@ -72,6 +72,12 @@ fn score(monitor: &Monitor, report: &EvalReport) -> Result<f64, EngineError> {
     }
 }
 
+/// Batches in one epoch over `n_rows`, capped by `max` (0 = no cap).
+pub(crate) fn batches_per_epoch(n_rows: usize, batch_size: usize, max: usize) -> usize {
+    let n = n_rows.div_ceil(batch_size.max(1));
+    if max > 0 { n.min(max) } else { n }
+}
+
 /// One pass over `n_batches` shuffled batches (order seeded by `seed + epoch`), stopping at a
 /// non-finite loss; returns the example-weighted loss sum and the examples seen. The training
 /// loop and the search share it.
@@ -136,10 +142,7 @@ pub fn fit(
     let mut stepper = trainer(model, cfg, data, &ad_device)?;
     let prepare_log = stepper.prepare(data, observer)?;
 
-    let mut n_batches = data.train.n_rows.div_ceil(t.batch_size);
-    if t.max_batches_per_epoch > 0 {
-        n_batches = n_batches.min(t.max_batches_per_epoch);
-    }
+    let n_batches = batches_per_epoch(data.train.n_rows, t.batch_size, t.max_batches_per_epoch);
     observer.on_event(&Event::TrainStart {
         epochs: t.epochs,
         batches_per_epoch: n_batches,

@@ -73,7 +73,7 @@ fn masks_reach_keep_differ_and_split_the_conflicts() {
         }
         let jaccard = s[&format!("jaccard/{}-{}", names[0], names[1])];
         assert!(jaccard < 0.8, "masks barely differ: Jaccard {jaccard}");
-        let conflicting = s["conflicting/kept"];
+        let conflicting = s["shared/kept"];
         assert!(conflicting > 0.0 && conflicting < 1.0, "{s:?}");
         let owned: f64 = names.iter().map(|n| s[&format!("owned/{n}")]).sum();
         assert!(

@@ -57,7 +57,7 @@ use mtrec_weighting::{StepContext, Weighting};
 use serde::{Deserialize, Serialize};
 
 use crate::scheme::{Predictor, Trainer};
-use crate::stepper::adam;
+use crate::stepper::{adam, weighted_backward};
 use crate::tensors::input_of;
 use crate::{EngineError, ExperimentConfig};
 
@@ -543,13 +543,8 @@ impl CrossDistil {
         }
         let targets = Tensor::<2>::from_data(TensorData::new(targets, [b, t]), &self.device);
         let losses = crate::task_losses(out.outputs.narrow(1, 0, t), targets, &self.kinds);
-        let mut total = self.weighting.combine(losses, &self.ctx);
-        if let Some(aux) = out.aux_loss {
-            total = total + aux;
-        }
-        let loss = total.clone().into_scalar::<f32>() as f64;
-        let mut raw = total.backward();
-        self.weighting.update(&mut raw, &self.ctx);
+        let (loss, raw) =
+            weighted_backward(self.weighting.as_mut(), &self.ctx, losses, out.aux_loss);
         self.ctx.step += 1;
         (loss, GradientsParams::from_grads(raw, model))
     }

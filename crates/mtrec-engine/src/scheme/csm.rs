@@ -26,8 +26,8 @@
 //!   `L_own + contrast_weight * relu(margin + L_own - L_neg)`: the task's sub-network must beat
 //!   random sub-networks of its size by `margin`.
 //!
-//! Figures per epoch: [`mask_stats`], `conflicting/kept` (share of kept positions that are
-//! conflicting), `owned/<task>` (share of conflicting positions the task owns) and
+//! Figures per epoch: [`mask_stats`] (its `shared/kept` is the share of kept positions that
+//! are conflicting), `owned/<task>` (share of conflicting positions the task owns) and
 //! `contrast/<task>` (mean `L_neg - L_own` over the epoch's steps).
 
 use std::collections::BTreeMap;
@@ -371,15 +371,8 @@ impl Trainer for Csm {
 
         let mut stats = mask_stats(self.masks(), &self.names);
         let own = self.ownership.as_ref().expect("just computed");
+        // The share of kept positions that conflict is `mask_stats`' `shared/kept`.
         let conflicting = Ownership::count(&own.conflict);
-        let union = self
-            .masks()
-            .iter()
-            .cloned()
-            .reduce(|a, b| a.or(&b))
-            .map(|m| m.kept())
-            .unwrap_or(0);
-        stats.insert("conflicting/kept".into(), conflicting / union.max(1) as f64);
         for (t, name) in self.names.iter().enumerate() {
             let owned = Ownership::count(&own.owner[t]);
             stats.insert(format!("owned/{name}"), owned / conflicting.max(1.0));

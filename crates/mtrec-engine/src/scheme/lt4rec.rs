@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::masks::{Mask, SharedWeights, mask_stats};
 use super::subnet::SubNetworks;
 use super::{Predictor, Trainer};
-use crate::train::run_epoch;
+use crate::train::{batches_per_epoch, run_epoch};
 use crate::{EngineError, Event, ExperimentConfig, Observer, Stepper};
 
 /// Where the surviving weights go back to after each pruning round.
@@ -126,10 +126,7 @@ impl Trainer for Lt4rec {
         observer: &mut dyn Observer,
     ) -> Result<Vec<serde_json::Value>, EngineError> {
         let t = &self.experiment.train;
-        let mut n_batches = data.train.n_rows.div_ceil(t.batch_size);
-        if t.max_batches_per_epoch > 0 {
-            n_batches = n_batches.min(t.max_batches_per_epoch);
-        }
+        let n_batches = batches_per_epoch(data.train.n_rows, t.batch_size, t.max_batches_per_epoch);
         let probe = batches(&data.train, t.batch_size, None)
             .next()
             .ok_or_else(|| EngineError::Invalid("empty training split".into()))?;

@@ -13,7 +13,7 @@ use mtrec_arch::{Model, MultiTaskModel};
 use mtrec_data::{Batch, TaskKind};
 
 use crate::EngineError;
-use crate::stepper::tasks_sharing;
+use crate::stepper::{task_grads, tasks_sharing};
 use crate::tensors::{input_of, labels_of};
 
 /// One prunable weight tensor.
@@ -148,18 +148,11 @@ impl ModuleVisitor for Finder<'_> {
             return;
         }
         let value = param.val();
-        let shape = value.shape();
-        let n = shape.num_elements();
-        let grads: Vec<Option<Tensor<1>>> = self
-            .per_task
-            .iter()
-            .map(|g| value.grad(g).map(|g| g.reshape([n])))
-            .collect();
-        if tasks_sharing(&grads) >= 2 {
+        if tasks_sharing(&task_grads(&value, self.per_task)) >= 2 {
             self.entries.push(Entry {
                 id: param.id,
                 name,
-                shape,
+                shape: value.shape(),
             });
         }
     }
