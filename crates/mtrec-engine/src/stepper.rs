@@ -78,7 +78,9 @@ impl Stepper {
 
     /// Each task's loss differentiated on its own (burn keeps no graph across backward
     /// passes, so one forward per task), then combined parameter by parameter: shared ones
-    /// (reached by several tasks) through the weighting, the others as they are.
+    /// (reached by several tasks) through the weighting, the others as they are. The extra
+    /// forwards also move batch-norm running statistics once per task, and draw fresh dropout
+    /// masks per task: a step sees T slightly different networks, not one.
     fn per_task_grads(
         &mut self,
         model: &Model,
