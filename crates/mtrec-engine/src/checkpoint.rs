@@ -17,6 +17,10 @@ use crate::scheme::{Predictor, blank_predictor};
 use crate::{EngineError, ExperimentConfig};
 
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const CONFIG_FILE: &str = "config.toml";
+pub const PREPROCESSOR_FILE: &str = "preprocessor.json";
+pub const METRICS_FILE: &str = "metrics.json";
+pub const MANIFEST_FILE: &str = "mtrec.json";
 
 /// The weights file of model `index` of `count` (a per-task scheme stores one per task).
 pub fn weights_file(index: usize, count: usize) -> String {
@@ -26,10 +30,6 @@ pub fn weights_file(index: usize, count: usize) -> String {
         format!("model.task{index}.safetensors")
     }
 }
-pub const CONFIG_FILE: &str = "config.toml";
-pub const PREPROCESSOR_FILE: &str = "preprocessor.json";
-pub const METRICS_FILE: &str = "metrics.json";
-pub const MANIFEST_FILE: &str = "mtrec.json";
 
 /// Identifies the folder as an mtrec checkpoint and its layout version.
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,9 +1,8 @@
 //! The training loop: Adam over batches, validation after every epoch, early stopping on the
 //! monitored figure, the best epoch's weights kept.
 
-use std::time::Instant;
-
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use burn::prelude::*;
 use mtrec_arch::Model;
@@ -38,7 +37,8 @@ pub struct TrainOutcome {
     pub best_epoch: usize,
     pub valid: EvalReport,
     pub test: EvalReport,
-    /// Seconds spent in training steps (evaluation excluded).
+    /// Seconds spent in the training epochs' steps (evaluation and a scheme's preparation,
+    /// such as LT4Rec's pruning rounds, excluded: the wall time has them).
     pub train_seconds: f64,
     pub examples_per_second: f64,
 }

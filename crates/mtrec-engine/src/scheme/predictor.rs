@@ -30,14 +30,6 @@ impl Predictor {
             Predictor::PerTask(ms) => ms.iter_mut().collect(),
         }
     }
-
-    /// The single model, for callers that need one (a search's finetune).
-    pub fn into_whole(self) -> Option<Model> {
-        match self {
-            Predictor::Whole(m) => Some(m),
-            _ => None,
-        }
-    }
 }
 
 impl MultiTaskModel for Predictor {
