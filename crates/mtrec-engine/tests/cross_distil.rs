@@ -4,11 +4,10 @@
 
 use std::path::Path;
 
+mod common;
+
 use mtrec_arch::MultiTaskModel;
-use mtrec_engine::{
-    ExperimentConfig, NullObserver, default_device, load_checkpoint, predict, save_checkpoint,
-    train,
-};
+use mtrec_engine::{ExperimentConfig, NullObserver, default_device, train};
 
 const TEACHERS: [&str; 2] = ["income>marital", "marital>income"];
 
@@ -105,22 +104,8 @@ fn cross_distil_trains_logs_its_figures_and_reloads() {
 
     // A checkpoint rebuilds the model with its teacher towers and predicts the same.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ck");
-    save_checkpoint(
-        &path,
-        &cfg,
-        &data.preprocessor,
-        &outcome.model,
-        &serde_json::json!({}),
-    )
-    .unwrap();
-    let loaded = load_checkpoint(&path, &device).unwrap();
+    let loaded = common::assert_checkpoint_round_trip(dir.path(), &cfg, &data, &outcome.model);
     assert_eq!(loaded.config.scheme, cfg.scheme);
-    let kinds = &data.meta().task_kinds;
-    let a = predict(&outcome.model, &data.test, kinds, 512, &device);
-    let b = predict(&loaded.model, &data.test, kinds, 512, &device);
-    assert_eq!(a.len(), 2);
-    assert_eq!(a, b);
 }
 
 #[test]

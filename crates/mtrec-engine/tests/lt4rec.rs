@@ -4,14 +4,13 @@
 
 use std::path::Path;
 
+mod common;
+
 use burn::prelude::*;
 use mtrec_data::batches;
 use mtrec_engine::scheme::lt4rec::Lt4rec;
 use mtrec_engine::scheme::{SchemeConfig, Trainer};
-use mtrec_engine::{
-    ExperimentConfig, NullObserver, Predictor, default_device, load_checkpoint, predict,
-    save_checkpoint, train,
-};
+use mtrec_engine::{ExperimentConfig, NullObserver, Predictor, default_device, train};
 
 fn config(epochs: usize) -> ExperimentConfig {
     let text = format!(
@@ -130,19 +129,6 @@ fn lt4rec_trains_logs_densities_and_reloads_per_task_models() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ck");
-    save_checkpoint(
-        &path,
-        &cfg,
-        &data.preprocessor,
-        &outcome.model,
-        &serde_json::json!({}),
-    )
-    .unwrap();
-    assert!(path.join("model.task1.safetensors").is_file());
-    let loaded = load_checkpoint(&path, &device).unwrap();
-    let kinds = &data.meta().task_kinds;
-    let a = predict(&outcome.model, &data.test, kinds, 512, &device);
-    let b = predict(&loaded.model, &data.test, kinds, 512, &device);
-    assert_eq!(a, b);
+    common::assert_checkpoint_round_trip(dir.path(), &cfg, &data, &outcome.model);
+    assert!(dir.path().join("ck/model.task1.safetensors").is_file());
 }
