@@ -32,7 +32,13 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
-    let pad = ((hi - lo) * 0.05).max(1e-9);
+    // A flat line (a constant weight) gets a readable band around it, not a 1e-9 one.
+    let span = hi - lo;
+    let pad = if span > 1e-12 {
+        span * 0.05
+    } else {
+        (hi.abs() * 0.1).max(0.5)
+    };
     (lo - pad, hi + pad)
 }
 
@@ -44,6 +50,13 @@ pub fn write_svg(path: &Path, panels: &[Panel]) -> Result<(), String> {
         let root = SVGBackend::new(&tmp, (width, 380)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let areas = root.split_evenly((1, panels.len().max(1)));
+        // One colour per series name across the panels, so a task keeps its colour.
+        let mut names: Vec<&str> = Vec::new();
+        for s in panels.iter().flat_map(|p| &p.series) {
+            if !names.contains(&s.name.as_str()) {
+                names.push(&s.name);
+            }
+        }
         for (panel, area) in panels.iter().zip(areas.iter()) {
             let xs = range(
                 panel
@@ -70,7 +83,8 @@ pub fn write_svg(path: &Path, panels: &[Panel]) -> Result<(), String> {
                 .y_desc(&panel.y_label)
                 .draw()
                 .map_err(|e| e.to_string())?;
-            for (i, s) in panel.series.iter().enumerate() {
+            for s in &panel.series {
+                let i = names.iter().position(|n| *n == s.name).unwrap_or(0);
                 let color = Palette99::pick(i).to_rgba();
                 chart
                     .draw_series(LineSeries::new(
@@ -96,6 +110,19 @@ pub fn write_svg(path: &Path, panels: &[Panel]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_pad_spans_and_widen_flat_lines() {
+        // 5 % of the span on each side.
+        let (lo, hi) = range([1.0, 3.0].into_iter());
+        assert!(
+            (lo - 0.9).abs() < 1e-12 && (hi - 3.1).abs() < 1e-12,
+            "{lo} {hi}"
+        );
+        // A constant 1.0: 0.5 either side, so the axis labels differ.
+        assert_eq!(range([1.0, 1.0].into_iter()), (0.5, 1.5));
+        assert_eq!(range([f64::NAN].into_iter()), (0.0, 1.0));
+    }
 
     #[test]
     fn writes_an_svg_with_titles_and_legend() {
