@@ -220,3 +220,29 @@ impl Trainer for Stepper {
         self.weighting.weights()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(v: &[f32]) -> Option<Tensor<1>> {
+        Some(Tensor::<1>::from_floats(v, &Device::default()))
+    }
+
+    #[test]
+    fn sharing_is_counted_per_element() {
+        // A tower bank: each task reaches its own slice only.
+        assert_eq!(
+            tasks_sharing(&[g(&[1.0, 2.0, 0.0, 0.0]), g(&[0.0, 0.0, 3.0, 4.0])]),
+            1
+        );
+        // A shared layer: both tasks reach element 1.
+        assert_eq!(
+            tasks_sharing(&[g(&[1.0, 2.0, 0.0]), g(&[0.0, -1.0, 3.0])]),
+            2
+        );
+        assert_eq!(tasks_sharing(&[g(&[1.0]), None, g(&[2.0])]), 2);
+        assert_eq!(tasks_sharing(&[None, g(&[1.0])]), 1);
+        assert_eq!(tasks_sharing(&[None, None]), 0);
+    }
+}

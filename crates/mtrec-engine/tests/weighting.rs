@@ -42,7 +42,7 @@ fn config(weighting: &str) -> ExperimentConfig {
 /// Every trainable float parameter, flattened, in module order (running statistics skipped).
 struct Values {
     path: Vec<String>,
-    out: Vec<Vec<f32>>,
+    out: Vec<(String, Vec<f32>)>,
 }
 
 impl ModuleVisitor for Values {
@@ -53,14 +53,15 @@ impl ModuleVisitor for Values {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if !self.path.join(".").contains("running") {
-            self.out
-                .push(param.val().into_data().try_to_vec::<f32>().unwrap());
+        let path = self.path.join(".");
+        if !path.contains("running") {
+            let v = param.val().into_data().try_to_vec::<f32>().unwrap();
+            self.out.push((path, v));
         }
     }
 }
 
-fn values(model: &Model) -> Vec<Vec<f32>> {
+fn values(model: &Model) -> Vec<(String, Vec<f32>)> {
     let mut v = Values {
         path: Vec::new(),
         out: Vec::new(),
@@ -69,8 +70,8 @@ fn values(model: &Model) -> Vec<Vec<f32>> {
     v.out
 }
 
-/// Three steps from the same initial model, with `[weighting]` = `weighting`.
-fn stepped(weighting: &str) -> Vec<Vec<f32>> {
+/// `steps` steps from the same initial model, with `[weighting]` = `weighting`.
+fn stepped(weighting: &str, steps: usize) -> Vec<(String, Vec<f32>)> {
     let cfg = config(weighting);
     let data = mtrec_data::load(&cfg.data, Path::new(".")).unwrap();
     let meta = data.meta();
@@ -85,7 +86,7 @@ fn stepped(weighting: &str) -> Vec<Vec<f32>> {
         &device,
     )
     .unwrap();
-    for batch in batches(&data.train, 100, Some(1)).take(3) {
+    for batch in batches(&data.train, 100, Some(1)).take(steps) {
         stepper.step(&batch);
     }
     values(stepper.model())
@@ -96,22 +97,45 @@ fn metabalance_with_relax_zero_is_the_plain_sum_of_task_gradients() {
     // r = 0 leaves every gradient as it is, so the per-task path (one backward per task,
     // shared parameters combined by the weighting, towers summed) must land where one
     // backward of L_1 + L_2 does.
-    let per_task = stepped("kind = \"meta-balance\"\nrelax = 0.0");
-    let summed = stepped("kind = \"fixed\"\nweights = { task1 = 1.0, task2 = 1.0 }");
-    let relaxed = stepped("kind = \"meta-balance\"\nrelax = 1.0");
+    const SUM: &str = "kind = \"fixed\"\nweights = { task1 = 1.0, task2 = 1.0 }";
+    let per_task = stepped("kind = \"meta-balance\"\nrelax = 0.0", 3);
+    let summed = stepped(SUM, 3);
     assert_eq!(per_task.len(), summed.len());
-    for (a, b) in per_task.iter().zip(&summed) {
+    for ((name, a), (_, b)) in per_task.iter().zip(&summed) {
         for (x, y) in a.iter().zip(b) {
-            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+            assert!((x - y).abs() < 1e-5, "{name}: {x} vs {y}");
         }
     }
-    // And r = 1 really changes the shared update.
-    let max_diff = relaxed
-        .iter()
-        .zip(&summed)
-        .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs()))
-        .fold(0.0f32, f32::max);
-    assert!(max_diff > 1e-4, "relax = 1 changed nothing ({max_diff})");
+}
+
+#[test]
+fn metabalance_rescales_shared_parameters_and_leaves_towers_alone() {
+    // After one step from the same start, r = 1 must change the shared bottom's update but
+    // not the towers': each tower only ever sees its own task's gradient.
+    let relaxed = stepped("kind = \"meta-balance\"\nrelax = 1.0", 1);
+    let summed = stepped(
+        "kind = \"fixed\"\nweights = { task1 = 1.0, task2 = 1.0 }",
+        1,
+    );
+    let (mut towers, mut bottom_diff) = (0, 0.0f32);
+    for ((name, a), (_, b)) in relaxed.iter().zip(&summed) {
+        let diff = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        if name.contains("tower") {
+            towers += 1;
+            assert!(diff < 1e-6, "{name} changed by {diff}");
+        } else if name.contains("bottom") {
+            bottom_diff = bottom_diff.max(diff);
+        }
+    }
+    assert!(towers > 0, "no tower parameters found");
+    assert!(
+        bottom_diff > 1e-5,
+        "relax = 1 left the shared bottom alone ({bottom_diff})"
+    );
 }
 
 #[test]
