@@ -591,9 +591,8 @@ impl Trainer for CrossDistil {
     fn prepare(
         &mut self,
         data: &Dataset,
-        observer: &mut dyn crate::Observer,
+        _observer: &mut dyn crate::Observer,
     ) -> Result<Vec<serde_json::Value>, EngineError> {
-        let _ = observer;
         // Without a warm-up the first epoch already distils: calibrate the fresh teachers.
         if self.cfg.warmup_epochs == 0 {
             self.calibrate(&data.train);
