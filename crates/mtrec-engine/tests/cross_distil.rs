@@ -12,34 +12,7 @@ use mtrec_engine::{ExperimentConfig, NullObserver, default_device, train};
 const TEACHERS: [&str; 2] = ["income>marital", "marital>income"];
 
 fn config(scheme: &str) -> ExperimentConfig {
-    let text = format!(
-        r#"
-        name = "cross-distil-test"
-        [data]
-        kind = "census"
-        group = 1
-        test_file = "data/census-income/census-income.test.gz"
-        seed = 3
-        subsample = 3000
-        [embedding]
-        dim = 4
-        [model]
-        kind = "mmoe"
-        n_experts = 3
-        expert = [16]
-        tower = [8]
-        [scheme]
-        kind = "cross-distil"
-        {scheme}
-        [train]
-        learning_rate = 5e-3
-        batch_size = 256
-        epochs = 4
-        patience = 0
-        seed = 11
-        "#
-    );
-    ExperimentConfig::from_toml_str(&text, Path::new("inline.toml")).unwrap()
+    common::census_scheme_config(&format!("kind = \"cross-distil\"\n{scheme}"), 4)
 }
 
 #[test]

@@ -13,35 +13,7 @@ use mtrec_engine::scheme::{SchemeConfig, Trainer};
 use mtrec_engine::{ExperimentConfig, NullObserver, Predictor, default_device, train};
 
 fn config(epochs: usize) -> ExperimentConfig {
-    let text = format!(
-        r#"
-        name = "lt4rec-test"
-        [data]
-        kind = "census"
-        group = 1
-        test_file = "data/census-income/census-income.test.gz"
-        seed = 3
-        subsample = 3000
-        [embedding]
-        dim = 4
-        [model]
-        kind = "mmoe"
-        n_experts = 3
-        expert = [16]
-        tower = [8]
-        [scheme]
-        kind = "lt4rec"
-        keep = 0.2
-        rounds = 3
-        [train]
-        learning_rate = 5e-3
-        batch_size = 256
-        epochs = {epochs}
-        patience = 0
-        seed = 11
-        "#
-    );
-    ExperimentConfig::from_toml_str(&text, Path::new("inline.toml")).unwrap()
+    common::census_scheme_config("kind = \"lt4rec\"\nkeep = 0.2\nrounds = 3", epochs)
 }
 
 fn host(t: &Tensor<1>) -> Vec<f32> {

@@ -10,6 +10,38 @@ use mtrec_engine::{
     save_checkpoint,
 };
 
+/// A small MMoE on 3000 Census group-1 rows with `scheme` as its `[scheme]` section, trained
+/// for `epochs` without early stopping: a few seconds per run in the test profile.
+pub fn census_scheme_config(scheme: &str, epochs: usize) -> ExperimentConfig {
+    let text = format!(
+        r#"
+        name = "scheme-test"
+        [data]
+        kind = "census"
+        group = 1
+        test_file = "data/census-income/census-income.test.gz"
+        seed = 3
+        subsample = 3000
+        [embedding]
+        dim = 4
+        [model]
+        kind = "mmoe"
+        n_experts = 3
+        expert = [16]
+        tower = [8]
+        [scheme]
+        {scheme}
+        [train]
+        learning_rate = 5e-3
+        batch_size = 256
+        epochs = {epochs}
+        patience = 0
+        seed = 11
+        "#
+    );
+    ExperimentConfig::from_toml_str(&text, Path::new("inline.toml")).unwrap()
+}
+
 /// Saves `model` as a checkpoint in `dir/ck`, loads it back, and asserts the loaded model
 /// predicts the test split exactly as `model` does. Returns the checkpoint's folder contents
 /// as loaded, for further checks.
