@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-mod common;
+use crate::common;
 
 use mtrec_arch::MultiTaskModel;
 use mtrec_engine::{ExperimentConfig, NullObserver, default_device, train};
