@@ -95,14 +95,10 @@ reports the reference as skipped), anything else is a failure.
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
 try:
     import numpy as np
@@ -116,7 +112,9 @@ except ImportError as exc:  # the benchmark reports the reference as skipped
 
 # Same directory: the data contract and its loaders are mmoe.py's.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mmoe import load_data, write_random_dir  # noqa: E402
+from mmoe import (  # noqa: E402
+    base_parser, check_args, check_cli, load_data, report, setup_run, timed, write_random_dir,
+)
 
 META_KEYS = (
     "workload", "n_rows", "n_sparse", "n_dense", "n_tasks", "vocab_sizes", "emb_dim",
@@ -493,14 +491,8 @@ def mtrec_count(model: nn.Module) -> int:
 # --------------------------------------------------------------------------- timing
 
 def run(args) -> dict:
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
     meta = load_meta(args.data)
-    batch = args.batch or meta["batch"]
-    sparse, dense, labels = load_data(args.data, meta)
-    n_batches = meta["n_rows"] // batch
-    if n_batches == 0:
-        raise SystemExit(f"{args.data}: {meta['n_rows']} rows, fewer than one batch of {batch}")
+    batch, n_batches, (sparse, dense, labels) = setup_run(args, meta)
 
     model = VARIANTS[args.variant](meta)
     n_params = sum(p.numel() for p in model.parameters())
@@ -522,19 +514,8 @@ def run(args) -> dict:
         arch_opt.step()
         return loss
 
-    for i in range(args.warmup):
-        step(i)
-    start = time.perf_counter()
-    for i in range(args.warmup, args.warmup + args.steps):
-        loss = step(i)
-    seconds = time.perf_counter() - start
-    value = args.steps * batch / seconds
-    print(f"{meta['workload']} pytorch-{args.variant}: torch {torch.__version__}, "
-          f"{args.threads} threads, batch {batch}, {n_params:,} parameters, {args.steps} steps "
-          f"in {seconds:.3f} s, {value:,.0f} examples/s, last loss {loss.item():.4f}",
-          file=sys.stderr)
-    return {"workload": meta["workload"], "engine": f"pytorch-{args.variant}",
-            "threads": args.threads, "value": value, "unit": "examples/s"}
+    seconds, loss = timed(step, args.warmup, args.steps)
+    return report(meta, args, batch, seconds, loss, f"{n_params:,} parameters, ")
 
 
 # --------------------------------------------------------------------------- selftest
@@ -621,32 +602,14 @@ def selftest() -> None:
         meta = tiny_meta(dropout=0.2)
         with open(os.path.join(d, "meta.json"), "w") as f:
             json.dump(meta, f)
-        for variant in VARIANTS:
-            cmd = [sys.executable, os.path.abspath(__file__), "--data", d, "--variant", variant,
-                   "--threads", "1", "--steps", "3", "--warmup", "1"]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            lines = out.strip().splitlines()
-            assert len(lines) == 1, f"expected one line on stdout, got {out!r}"
-            rec = json.loads(lines[0])
-            assert set(rec) == {"workload", "engine", "threads", "value", "unit"}, rec
-            assert rec["engine"] == f"pytorch-{variant}" and rec["threads"] == 1, rec
-            assert rec["workload"] == "selftest" and rec["unit"] == "examples/s", rec
-            assert math.isfinite(rec["value"]) and rec["value"] > 0, rec
-            print(f"selftest: {lines[0]}", file=sys.stderr)
+        check_cli(os.path.abspath(__file__), d, VARIANTS, ["--steps", "3", "--warmup", "1"])
     print("selftest: ok", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- main
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", help="DIR with meta.json and data.bin")
-    p.add_argument("--variant", choices=sorted(VARIANTS), default="peer")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--steps", type=int, default=6, help="timed training steps")
-    p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing")
-    p.add_argument("--batch", type=int, default=0, help="batch size (default: meta.json's)")
+    p = base_parser(__doc__, VARIANTS, steps=6, warmup=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--selftest", action="store_true",
                    help="check both variants on a tiny random DIR and exit")
@@ -656,8 +619,7 @@ def main() -> None:
         return
     if not args.data:
         p.error("--data is required (or --selftest)")
-    if args.threads < 1 or args.steps < 1 or args.warmup < 0 or args.batch < 0:
-        p.error("--threads and --steps must be >= 1, --warmup and --batch >= 0")
+    check_args(p, args)
     print(json.dumps(run(args)), flush=True)
 
 

@@ -337,14 +337,8 @@ VARIANTS = {"peer": PeerMMoE, "batched": BatchedMMoE}
 # --------------------------------------------------------------------------- timing
 
 def run(args) -> dict:
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
     meta = load_meta(args.data)
-    batch = args.batch or meta["batch"]
-    sparse, dense, labels = load_data(args.data, meta)
-    n_batches = meta["n_rows"] // batch
-    if n_batches == 0:
-        raise SystemExit(f"{args.data}: {meta['n_rows']} rows, fewer than one batch of {batch}")
+    batch, n_batches, (sparse, dense, labels) = setup_run(args, meta)
 
     model = VARIANTS[args.variant](meta)
     model.train()
@@ -360,16 +354,38 @@ def run(args) -> dict:
         opt.step()
         return loss
 
-    for i in range(args.warmup):
+    seconds, loss = timed(step, args.warmup, args.steps)
+    return report(meta, args, batch, seconds, loss, "")
+
+
+def setup_run(args, meta: dict):
+    """Threads and seed from `args`; the batch size, batches per pass and the loaded data."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    batch = args.batch or meta["batch"]
+    n_batches = meta["n_rows"] // batch
+    if n_batches == 0:
+        raise SystemExit(f"{args.data}: {meta['n_rows']} rows, fewer than one batch of {batch}")
+    return batch, n_batches, load_data(args.data, meta)
+
+
+def timed(step, warmup: int, steps: int):
+    """`warmup` untimed calls of `step(i)`, then `steps` timed ones: (seconds, last loss)."""
+    for i in range(warmup):
         step(i)
     start = time.perf_counter()
-    for i in range(args.warmup, args.warmup + args.steps):
+    for i in range(warmup, warmup + steps):
         loss = step(i)
-    seconds = time.perf_counter() - start
+    return time.perf_counter() - start, loss
+
+
+def report(meta: dict, args, batch: int, seconds: float, loss, detail: str) -> dict:
+    """Logs the timing on stderr and returns the JSON record the benchmark reads."""
     value = args.steps * batch / seconds
     print(f"{meta['workload']} pytorch-{args.variant}: torch {torch.__version__}, "
-          f"{args.threads} threads, batch {batch}, {args.steps} steps in {seconds:.3f} s, "
-          f"{value:,.0f} examples/s, last loss {loss.item():.4f}", file=sys.stderr)
+          f"{args.threads} threads, batch {batch}, {detail}{args.steps} steps in "
+          f"{seconds:.3f} s, {value:,.0f} examples/s, last loss {loss.item():.4f}",
+          file=sys.stderr)
     return {"workload": meta["workload"], "engine": f"pytorch-{args.variant}",
             "threads": args.threads, "value": value, "unit": "examples/s"}
 
@@ -407,32 +423,48 @@ def selftest() -> None:
         print("selftest: peer and batched agree (outputs, loss, 3 Adam steps)", file=sys.stderr)
 
         # The CLI end to end: one valid JSON line per variant.
-        for variant in VARIANTS:
-            cmd = [sys.executable, os.path.abspath(__file__), "--data", d, "--variant", variant,
-                   "--threads", "1", "--steps", "5", "--warmup", "2"]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            lines = out.strip().splitlines()
-            assert len(lines) == 1, f"expected one line on stdout, got {out!r}"
-            rec = json.loads(lines[0])
-            assert set(rec) == {"workload", "engine", "threads", "value", "unit"}, rec
-            assert rec["engine"] == f"pytorch-{variant}" and rec["threads"] == 1, rec
-            assert rec["workload"] == "selftest" and rec["unit"] == "examples/s", rec
-            assert math.isfinite(rec["value"]) and rec["value"] > 0, rec
-            print(f"selftest: {lines[0]}", file=sys.stderr)
+        check_cli(os.path.abspath(__file__), d, VARIANTS, ["--steps", "5", "--warmup", "2"])
     print("selftest: ok", file=sys.stderr)
+
+
+def check_cli(script: str, data_dir: str, variants, extra: list[str]) -> None:
+    """Runs `script` on `data_dir` once per variant and checks its one JSON line on stdout."""
+    for variant in variants:
+        cmd = [sys.executable, script, "--data", data_dir, "--variant", variant,
+               "--threads", "1", *extra]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        lines = out.strip().splitlines()
+        assert len(lines) == 1, f"expected one line on stdout, got {out!r}"
+        rec = json.loads(lines[0])
+        assert set(rec) == {"workload", "engine", "threads", "value", "unit"}, rec
+        assert rec["engine"] == f"pytorch-{variant}" and rec["threads"] == 1, rec
+        assert rec["workload"] == "selftest" and rec["unit"] == "examples/s", rec
+        assert math.isfinite(rec["value"]) and rec["value"] > 0, rec
+        print(f"selftest: {lines[0]}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- main
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def base_parser(doc: str, variants, steps: int, warmup: int) -> argparse.ArgumentParser:
+    """The options every reference script takes (its own come after)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="DIR with meta.json and data.bin")
-    p.add_argument("--variant", choices=sorted(VARIANTS), default="peer")
+    p.add_argument("--variant", choices=sorted(variants), default="peer")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--steps", type=int, default=100, help="timed training steps")
-    p.add_argument("--warmup", type=int, default=10, help="untimed steps before timing")
+    p.add_argument("--steps", type=int, default=steps, help="timed training steps")
+    p.add_argument("--warmup", type=int, default=warmup, help="untimed steps before timing")
     p.add_argument("--batch", type=int, default=0, help="batch size (default: meta.json's)")
+    return p
+
+
+def check_args(p: argparse.ArgumentParser, args) -> None:
+    if args.threads < 1 or args.steps < 1 or args.warmup < 0 or args.batch < 0:
+        p.error("--threads and --steps must be >= 1, --warmup and --batch >= 0")
+
+
+def main() -> None:
+    p = base_parser(__doc__, VARIANTS, steps=100, warmup=10)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--selftest", action="store_true",
@@ -450,8 +482,7 @@ def main() -> None:
         return
     if not args.data:
         p.error("--data is required (or --selftest / --make-synthetic)")
-    if args.threads < 1 or args.steps < 1 or args.warmup < 0 or args.batch < 0:
-        p.error("--threads and --steps must be >= 1, --warmup and --batch >= 0")
+    check_args(p, args)
     print(json.dumps(run(args)), flush=True)
 
 

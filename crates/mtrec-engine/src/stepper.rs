@@ -1,9 +1,9 @@
 //! One optimisation step at a time: forward, per-task losses, weighting, backward, Adam.
 //! The plain training scheme, and what the benchmarks drive, so what is measured is what trains.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use burn::module::{ModuleVisitor, Param};
+use burn::module::{ModuleVisitor, Param, ParamId};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -31,6 +31,10 @@ pub struct Stepper {
     weighting: Box<dyn Weighting>,
     kinds: Vec<TaskKind>,
     ctx: StepContext,
+    /// Whether each parameter is shared, decided at its first per-task step: sharing is a
+    /// property of the architecture, so it is not re-counted (one reduction and one device
+    /// read per parameter) on every step.
+    shared: HashMap<ParamId, bool>,
     device: Device,
 }
 
@@ -53,6 +57,7 @@ impl Stepper {
                 epoch: 1,
                 learning_rate: cfg.train.learning_rate,
             },
+            shared: HashMap::new(),
             device: device.clone(),
         })
     }
@@ -105,6 +110,7 @@ impl Stepper {
             per_task: &per_task,
             weighting: self.weighting.as_mut(),
             ctx: &self.ctx,
+            shared: &mut self.shared,
             out: GradientsParams::new(),
         };
         model.visit(&mut combine);
@@ -175,6 +181,7 @@ struct CombineGrads<'a> {
     per_task: &'a [Gradients],
     weighting: &'a mut dyn Weighting,
     ctx: &'a StepContext,
+    shared: &'a mut HashMap<ParamId, bool>,
     out: GradientsParams,
 }
 
@@ -186,7 +193,11 @@ impl ModuleVisitor for CombineGrads<'_> {
         if grads.iter().all(Option::is_none) {
             return;
         }
-        let combined = if tasks_sharing(&grads) >= 2 {
+        let shared = *self
+            .shared
+            .entry(param.id)
+            .or_insert_with(|| tasks_sharing(&grads) >= 2);
+        let combined = if shared {
             self.weighting.combine_shared(param.id, grads, self.ctx)
         } else {
             grads

@@ -767,29 +767,17 @@ mod tests {
         );
     }
 
-    /// xorshift64*: uniform in [0, 1).
-    struct Rng(u64);
-
-    impl Rng {
-        fn uniform(&mut self) -> f64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-        }
-
-        fn normal(&mut self) -> f64 {
-            let u = self.uniform().max(1e-300);
-            (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * self.uniform()).cos()
-        }
-    }
-
     fn logistic_sample(a: f64, b: f64, n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
-        let mut rng = Rng(seed);
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         (0..n)
             .map(|_| {
-                let s = 3.0 * rng.normal() + 1.0;
-                let y = rng.uniform() < sigmoid(a * s + b);
+                // Box-Muller: a standard normal from two uniforms.
+                let u: f64 = rng.random::<f64>().max(1e-300);
+                let normal = (-2.0 * u.ln()).sqrt()
+                    * (2.0 * std::f64::consts::PI * rng.random::<f64>()).cos();
+                let s = 3.0 * normal + 1.0;
+                let y = rng.random::<f64>() < sigmoid(a * s + b);
                 (s as f32, if y { 1.0 } else { 0.0 })
             })
             .unzip()

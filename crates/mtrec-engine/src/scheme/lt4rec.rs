@@ -20,7 +20,7 @@ use super::masks::{Mask, SharedWeights, mask_stats};
 use super::subnet::SubNetworks;
 use super::{Predictor, Trainer};
 use crate::train::{batches_per_epoch, run_epoch};
-use crate::{EngineError, Event, ExperimentConfig, Observer, Stepper};
+use crate::{EngineError, Event, ExperimentConfig, Observer, Stepper, TrainConfig};
 
 /// Where the surviving weights go back to after each pruning round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -119,6 +119,40 @@ impl Lt4rec {
     }
 }
 
+/// `epochs` epochs of `step` over the training split as one reported phase; returns each
+/// epoch's mean training loss.
+fn phase_epochs(
+    observer: &mut dyn Observer,
+    name: &str,
+    epochs: usize,
+    data: &Dataset,
+    t: &TrainConfig,
+    seed: u64,
+    mut step: impl FnMut(&Batch) -> f64,
+) -> Result<Vec<f64>, EngineError> {
+    let n_batches = batches_per_epoch(data.train.n_rows, t.batch_size, t.max_batches_per_epoch);
+    observer.on_event(&Event::Phase {
+        name,
+        epochs,
+        batches_per_epoch: n_batches,
+    });
+    (1..=epochs)
+        .map(|epoch| {
+            observer.on_event(&Event::EpochStart { epoch });
+            let (sum, seen) = run_epoch(
+                &data.train,
+                t.batch_size,
+                n_batches,
+                seed,
+                epoch,
+                observer,
+                &mut step,
+            )?;
+            Ok(sum / seen.max(1) as f64)
+        })
+        .collect()
+}
+
 impl Trainer for Lt4rec {
     fn prepare(
         &mut self,
@@ -143,24 +177,18 @@ impl Trainer for Lt4rec {
                     &self.names,
                     &self.device,
                 )?;
-                observer.on_event(&Event::Phase {
-                    name: "lt4rec warm-up",
-                    epochs: self.config.warmup_epochs,
-                    batches_per_epoch: n_batches,
-                });
-                for epoch in 1..=self.config.warmup_epochs {
-                    observer.on_event(&Event::EpochStart { epoch });
-                    let (sum, seen) = run_epoch(
-                        &data.train,
-                        t.batch_size,
-                        n_batches,
-                        t.seed,
-                        epoch,
-                        observer,
-                        |b| plain.step(b),
-                    )?;
+                let losses = phase_epochs(
+                    observer,
+                    "lt4rec warm-up",
+                    self.config.warmup_epochs,
+                    data,
+                    t,
+                    t.seed,
+                    |b| plain.step(b),
+                )?;
+                for (i, loss) in losses.into_iter().enumerate() {
                     log.push(serde_json::json!({
-                        "phase": "warm-up", "epoch": epoch, "train_loss": sum / seen.max(1) as f64,
+                        "phase": "warm-up", "epoch": i + 1, "train_loss": loss,
                     }));
                 }
                 plain.model().clone()
@@ -181,26 +209,16 @@ impl Trainer for Lt4rec {
             nets.masks[task] = Mask::full(&nets.full);
             for round in 1..=self.config.rounds {
                 nets.reset_optimizer(&self.experiment);
-                let phase = format!("lt4rec {} round {round}", self.names[task]);
-                observer.on_event(&Event::Phase {
-                    name: &phase,
-                    epochs: self.config.round_epochs,
-                    batches_per_epoch: n_batches,
-                });
-                let mut loss = 0.0;
-                for epoch in 1..=self.config.round_epochs {
-                    observer.on_event(&Event::EpochStart { epoch });
-                    let (sum, seen) = run_epoch(
-                        &data.train,
-                        t.batch_size,
-                        n_batches,
-                        t.seed.wrapping_add(round as u64 * 1000),
-                        epoch,
-                        observer,
-                        |b| nets.step_task(b, task, |l| l, None).loss,
-                    )?;
-                    loss = sum / seen.max(1) as f64;
-                }
+                let losses = phase_epochs(
+                    observer,
+                    &format!("lt4rec {} round {round}", self.names[task]),
+                    self.config.round_epochs,
+                    data,
+                    t,
+                    t.seed.wrapping_add(round as u64 * 1000),
+                    |b| nets.step_task(b, task, |l| l, None).loss,
+                )?;
+                let loss = losses.last().copied().unwrap_or(f64::NAN);
                 let target = self
                     .config
                     .keep
