@@ -165,9 +165,10 @@ pub enum DataCommand {
         after_help = "Examples:\n  mtrec data inspect data/samples/kuairand/kuairand_sample.csv\n  mtrec data inspect data.parquet --json\n  mtrec data inspect data.csv --schema-out schema.toml"
     )]
     Inspect(InspectArgs),
-    /// Write the MMoE paper's synthetic two-task data set to CSV or Parquet.
+    /// Write synthetic data to CSV or Parquet: the MMoE paper's two-task set (--kind mmoe), or
+    /// planted multi-task recommendation data with its schema and ground truth (--kind recsys).
     #[command(
-        after_help = "Example:\n  mtrec data synth --correlation 0.9 --rows 10000 --out synth.parquet"
+        after_help = "Examples:\n  mtrec data synth --correlation 0.9 --rows 10000 --out synth.parquet\n  mtrec data synth --kind recsys --rows 1000000 --out data/planted.parquet --seed 7\n  mtrec data synth --kind recsys --rows 100000 --out planted.csv --tasks click:0.3,like:0.05,buy:0.01 --tasks share:0.2,follow:0.05 --correlation 0.5 --between-groups independent\n\n--kind recsys writes F, F's schema (planted.csv -> planted.schema.toml) and what was planted\n(planted.truth.json). Train on it with [data] kind = \"files\", schema = the .schema.toml,\ntrain = F: the loader splits the single file 80/10/10."
     )]
     Synth(SynthArgs),
 }
@@ -193,16 +194,49 @@ pub struct InspectArgs {
 
 #[derive(Args, Debug)]
 pub struct SynthArgs {
-    /// Task correlation p in [-1, 1].
-    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
-    pub correlation: f64,
+    /// Which generator: the MMoE paper's two regression tasks, or planted multi-task
+    /// recommendation data (sparse Zipf fields, task groups, interactions, binary labels).
+    #[arg(long, value_enum, default_value_t = SynthKind::Mmoe)]
+    pub kind: SynthKind,
+    /// Task correlation in [-1, 1]: mmoe's p (default 0.9); recsys: the correlation of the
+    /// logits within every task group (default 0.8).
+    #[arg(long, allow_negative_numbers = true)]
+    pub correlation: Option<f64>,
     #[arg(long, default_value_t = 10_000)]
     pub rows: usize,
-    #[arg(long, default_value_t = 2018)]
-    pub seed: u64,
-    /// Output file; `.parquet` writes Parquet, anything else CSV.
+    /// Seed (default 2018; for recsys it overrides the seed of --recsys-config).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output file; `.parquet` writes Parquet, anything else CSV (recsys: `.csv`, `.parquet`
+    /// or `.pq`).
     #[arg(long)]
     pub out: PathBuf,
+    /// recsys: one task group as NAME:POSITIVE_RATE pairs, e.g. click:0.3,like:0.05,buy:0.01;
+    /// repeat for more groups (named g0, g1, ...). Default: click, like, buy | share, follow.
+    #[arg(long, value_name = "NAME:RATE,...")]
+    pub tasks: Vec<String>,
+    /// recsys: whether group g also pulls two of group g-1's fields the opposite way
+    /// (conflict, the default) or the groups share nothing (independent).
+    #[arg(long, value_enum)]
+    pub between_groups: Option<BetweenGroupsArg>,
+    /// recsys: every generator parameter from a TOML file (the keys of the `config` object in
+    /// the truth JSON); the flags above override it.
+    #[arg(long, value_name = "TOML")]
+    pub recsys_config: Option<PathBuf>,
+}
+
+/// The generators of `mtrec data synth`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SynthKind {
+    Mmoe,
+    Recsys,
+}
+
+/// How planted task groups relate (`--between-groups`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BetweenGroupsArg {
+    Conflict,
+    Independent,
 }
 
 #[derive(Subcommand, Debug)]
@@ -212,6 +246,29 @@ pub enum ArchCommand {
         after_help = "Examples:\n  mtrec arch show runs/census-g1-automtl/arch.json\n  mtrec arch show arch.json --svg arch.svg --dot arch.dot\n  mtrec arch show arch.json --json"
     )]
     Show(ArchShowArgs),
+    /// What found architectures say: per task the fields it reads (recall and precision of a
+    /// planted ground truth), expert sharing within and across task groups, and, for several
+    /// searches of one space, how much they agree beside random architectures of the same
+    /// densities.
+    #[command(
+        after_help = "Examples:\n  mtrec arch score runs/planted-s1/arch.json --truth data/planted.truth.json\n  mtrec arch score runs/census-g1-s*/arch.json          # agreement across seeds\n  mtrec arch score runs/p-s*/arch.json --truth planted.truth.json --json"
+    )]
+    Score(ArchScoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ArchScoreArgs {
+    /// Architecture files (JSON) of one search space, e.g. one per seed.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Ground truth of planted data (`mtrec data synth --kind recsys` writes `*.truth.json`).
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    /// Random architecture pairs drawn per real pair for the chance level.
+    #[arg(long, default_value_t = 200)]
+    pub draws: usize,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug)]

@@ -97,8 +97,36 @@ fn search_writes_the_architecture_log_plots_and_a_retrainable_checkpoint() {
     let o = mtrec(&["compare", &out.display().to_string(), &retrained, "--json"]);
     assert!(o.status.success(), "{}", common::stderr(&o));
     let groups: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(groups.as_array().unwrap().len(), 1, "one config name");
-    assert_eq!(groups[0]["runs"], 2);
+    // The retraining is its own experiment (`<name>-scratch`), not a second search run.
+    let names: Vec<&str> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with("-scratch")), "{names:?}");
+    assert!(groups.as_array().unwrap().iter().all(|g| g["runs"] == 1));
+
+    // Decidedness is in the report and the search log.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert!(
+        report["decidedness"]["blocks_fixed"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(
+        log["decidedness"]["median_gate_margin"].is_number(),
+        "{}",
+        log["decidedness"]
+    );
+
+    // Two searches' architectures score: agreement beside its chance level.
+    let o = mtrec(&["arch", "score", &arch, &arch, "--json"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let score: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(score["agreement"]["features"], 1.0, "{score}");
+    assert_eq!(score["agreement"]["connections"], 1.0, "{score}");
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use mtrec_arch::automtl::{Genotype, OpKind};
 use mtrec_arch::{ArchConfig, Model, MultiTaskModel};
+use mtrec_engine::SearchConfig;
 use mtrec_engine::search::GateSchedule;
 use mtrec_engine::{
     ExperimentConfig, NullObserver, default_device, load_checkpoint, predict, save_checkpoint,
@@ -199,4 +200,65 @@ fn a_search_on_census_selects_features() {
         let auc = t.metrics.auc.expect("binary task");
         assert!((0.0..=1.0).contains(&auc));
     }
+}
+
+/// Small planted data (issue 11): the `decide` preset ends with every choice decided (median
+/// block entropy at fixing <= 0.9, median gate |p - 0.5| >= 0.2), where the authors' `paper`
+/// preset, on the same data and steps, fixes near-uniform choices.
+#[test]
+fn a_short_search_on_planted_data_ends_decided_and_the_paper_preset_does_not() {
+    use mtrec_engine::search::{SearchPreset, decidedness};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("planted.csv");
+    let planted = mtrec_data::PlantedConfig {
+        seed: 5,
+        ..mtrec_data::PlantedConfig::default()
+    };
+    mtrec_data::planted::write(&planted, 6000, &file).unwrap();
+    let data_section = format!(
+        "[data]\nkind = \"files\"\nschema = \"{}\"\ntrain = \"{}\"\n",
+        mtrec_data::planted::schema_path(&file).display(),
+        file.display()
+    );
+    let run = |preset: SearchPreset| {
+        let mut cfg = config(&data_section);
+        let keep = cfg.search.clone();
+        cfg.search = SearchConfig {
+            warmup_epochs: keep.warmup_epochs,
+            joint_epochs: keep.joint_epochs,
+            blocks_per_epoch: keep.blocks_per_epoch,
+            batch_size: keep.batch_size,
+            max_batches_per_epoch: keep.max_batches_per_epoch,
+            ..preset.defaults()
+        };
+        let data = mtrec_data::load(&cfg.data, Path::new(".")).unwrap();
+        search(&cfg, &data, &default_device(), &mut NullObserver).unwrap()
+    };
+    let decided = run(SearchPreset::Decide);
+    let d = &decided.log.decidedness;
+    assert!(d.meets_targets(), "{d:?}");
+    assert_eq!(d.blocks_fixed, 2 * 3 * 2);
+    // The summary is the decisions' own figures.
+    let all: Vec<_> = decided
+        .log
+        .epochs
+        .iter()
+        .flat_map(|e| e.decisions.clone())
+        .collect();
+    assert_eq!(&decidedness(&all), d);
+    let joint = &decided.log.epochs[1];
+    assert!(
+        joint.arch_learning_rate > 1e-3,
+        "reach rule: {}",
+        joint.arch_learning_rate
+    );
+    assert!(joint.gate_cost > 0.0 && joint.sharpen > 0.0);
+
+    let paper = run(SearchPreset::Paper);
+    assert!(
+        !paper.log.decidedness.meets_targets(),
+        "{:?}",
+        paper.log.decidedness
+    );
+    assert_eq!(paper.log.epochs[1].arch_learning_rate, 1e-3);
 }

@@ -8,11 +8,13 @@
 //! searched network keep its weights into finetuning and be saved, reloaded and retrained from
 //! its JSON like any zoo model.
 
+pub mod analysis;
 pub mod block;
 pub mod discretise;
 pub mod gate;
 pub mod genotype;
 pub mod network;
+pub mod regularise;
 pub mod space;
 
 pub use block::{Block, MixedBlock, Op, normalised_entropy};
@@ -20,6 +22,7 @@ pub use discretise::{Decision, OpenBlock};
 pub use gate::{BinaryGate, GateMode, straight_through};
 pub use genotype::{ExpertGene, FeatureGene, Genotype, LayerGene, OpKind, TowerGene};
 pub use network::{AutoMtl, BlockAt, Expert, ExpertLayer, FeatureSelector, GateAt, Tower};
+pub use regularise::ArchRegularisation;
 pub use space::SpaceConfig;
 
 #[cfg(test)]

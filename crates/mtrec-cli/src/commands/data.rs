@@ -2,9 +2,13 @@
 
 use anyhow::{Context, Result, bail};
 use comfy_table::Table;
-use mtrec_data::{SourceSpec, SyntheticConfig, guess_schema, inspect as inspect_file, synthetic};
+use mtrec_data::planted::{self, PlantedTask};
+use mtrec_data::{
+    BetweenGroups, PlantedConfig, SourceSpec, SyntheticConfig, TaskGroup, guess_schema,
+    inspect as inspect_file, synthetic,
+};
 
-use crate::cli::{InspectArgs, SynthArgs};
+use crate::cli::{BetweenGroupsArg, InspectArgs, SynthArgs, SynthKind};
 
 pub fn inspect(args: InspectArgs) -> Result<()> {
     let mut spec = SourceSpec::new(&args.file);
@@ -69,12 +73,25 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
 }
 
 pub fn synth(args: SynthArgs) -> Result<()> {
-    if !(-1.0..=1.0).contains(&args.correlation) {
-        bail!("--correlation must be in [-1, 1], got {}", args.correlation);
+    if let Some(c) = args.correlation
+        && !(-1.0..=1.0).contains(&c)
+    {
+        bail!("--correlation must be in [-1, 1], got {c}");
+    }
+    match args.kind {
+        SynthKind::Mmoe => synth_mmoe(args),
+        SynthKind::Recsys => synth_recsys(args),
+    }
+}
+
+/// The MMoE paper's two regression tasks.
+fn synth_mmoe(args: SynthArgs) -> Result<()> {
+    if !args.tasks.is_empty() || args.between_groups.is_some() || args.recsys_config.is_some() {
+        bail!("--tasks, --between-groups and --recsys-config only apply to --kind recsys");
     }
     let cfg = SyntheticConfig {
-        correlation: args.correlation,
-        seed: args.seed,
+        correlation: args.correlation.unwrap_or(0.9),
+        seed: args.seed.unwrap_or(2018),
         ..SyntheticConfig::default()
     };
     let data = synthetic::generate(&cfg, args.rows);
@@ -89,4 +106,84 @@ pub fn synth(args: SynthArgs) -> Result<()> {
     }
     eprintln!("wrote {} rows to {}", args.rows, args.out.display());
     Ok(())
+}
+
+/// Planted multi-task recommendation data, its schema and its ground truth.
+fn synth_recsys(args: SynthArgs) -> Result<()> {
+    let mut cfg = match &args.recsys_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<PlantedConfig>(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => PlantedConfig::default(),
+    };
+    if let Some(seed) = args.seed {
+        cfg.seed = seed;
+    }
+    if !args.tasks.is_empty() {
+        cfg.groups = args
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| parse_task_group(&format!("g{i}"), spec))
+            .collect::<Result<_>>()?;
+    }
+    if let Some(c) = args.correlation {
+        cfg.groups.iter_mut().for_each(|g| g.correlation = c);
+    }
+    if let Some(b) = args.between_groups {
+        cfg.between_groups = match b {
+            BetweenGroupsArg::Conflict => BetweenGroups::Conflict,
+            BetweenGroupsArg::Independent => BetweenGroups::Independent,
+        };
+    }
+    let started = std::time::Instant::now();
+    let truth = planted::write(&cfg, args.rows, &args.out)?;
+    let schema = planted::schema_path(&args.out);
+    let rates: Vec<String> = truth
+        .tasks
+        .iter()
+        .map(|t| format!("{} {:.4}", t.name, t.observed_positive_rate))
+        .collect();
+    eprintln!(
+        "wrote {} rows to {} in {:.1} s, the schema to {} and the ground truth to {}",
+        args.rows,
+        args.out.display(),
+        started.elapsed().as_secs_f64(),
+        schema.display(),
+        planted::truth_path(&args.out).display()
+    );
+    eprintln!("positive rates: {}", rates.join(", "));
+    eprintln!(
+        "train on it with (the loader splits the file 80/10/10):\n  [data]\n  kind = \"files\"\n  \
+         schema = {:?}\n  train = {:?}",
+        schema.display().to_string(),
+        args.out.display().to_string()
+    );
+    Ok(())
+}
+
+/// `click:0.3,like:0.05` -> a group of two tasks with the default correlation.
+fn parse_task_group(name: &str, spec: &str) -> Result<TaskGroup> {
+    let usage = || {
+        format!(
+            "--tasks {spec:?}: expected NAME:POSITIVE_RATE pairs separated by commas, \
+             e.g. click:0.3,like:0.05"
+        )
+    };
+    let mut tasks = Vec::new();
+    for item in spec.split(',') {
+        let (task, rate) = item.split_once(':').with_context(usage)?;
+        let rate: f64 = rate.trim().parse().with_context(usage)?;
+        tasks.push(PlantedTask {
+            name: task.trim().to_string(),
+            positive_rate: rate,
+        });
+    }
+    Ok(TaskGroup {
+        tasks,
+        ..TaskGroup::new(name, &[])
+    })
 }

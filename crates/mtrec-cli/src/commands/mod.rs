@@ -27,6 +27,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Data(DataCommand::Inspect(args)) => data::inspect(args),
         Command::Data(DataCommand::Synth(args)) => data::synth(args),
         Command::Arch(ArchCommand::Show(args)) => arch::show(args),
+        Command::Arch(ArchCommand::Score(args)) => arch::score(args),
         Command::Models => models::run(),
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use mtrec_engine::search::SearchLog;
+use mtrec_engine::search::{MAX_MEDIAN_BLOCK_ENTROPY, MIN_MEDIAN_GATE_MARGIN, SearchLog};
 use mtrec_engine::{ExperimentConfig, SearchOutcome, save_checkpoint_with};
 use mtrec_report::{Panel, Series, write_svg};
 
@@ -68,6 +68,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
             "{}",
             super::report_table("automtl test", &outcome.finetune.test)
         );
+        println!("{}", decidedness_line(&outcome.log));
         println!(
             "search {:.1}s, finetune {:.1}s ({} epochs, best {}), wall {:.1}s\narchitecture {}, log {}, checkpoint {}",
             outcome.search_seconds,
@@ -103,8 +104,33 @@ fn report_json(
         "finetune_seconds": outcome.finetune_seconds,
         "wall_seconds": wall_seconds,
         "architecture": outcome.genotype,
+        "joint_steps": outcome.log.joint_steps,
+        "decidedness": outcome.log.decidedness,
         "checkpoint": out.display().to_string(),
     })
+}
+
+/// One line on how decided the fixed choices were, against the targets.
+fn decidedness_line(log: &SearchLog) -> String {
+    let d = &log.decidedness;
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    format!(
+        "decidedness: {} blocks fixed at median entropy {} (max {}), {} gates binarised at median |p - 0.5| {} (min {}) over {} architecture steps{}",
+        d.blocks_fixed,
+        f(d.median_block_entropy),
+        f(d.max_block_entropy),
+        d.gates_fixed,
+        f(d.median_gate_margin),
+        f(d.min_gate_margin),
+        log.joint_steps,
+        if d.meets_targets() {
+            String::new()
+        } else {
+            format!(
+                " (undecided: targets are median entropy <= {MAX_MEDIAN_BLOCK_ENTROPY} and median |p - 0.5| >= {MIN_MEDIAN_GATE_MARGIN})"
+            )
+        }
+    )
 }
 
 /// Architecture parameters over the search epochs: each open block's normalised entropy, each
@@ -151,8 +177,22 @@ fn search_panels(log: &SearchLog) -> Vec<Panel> {
             .map(|e| (e.epoch as f64, e.train_loss))
             .collect(),
     }];
+    let mut decided: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for e in &log.epochs {
+        let x = e.epoch as f64;
+        let d = &e.decidedness;
+        for (name, v) in [
+            ("median block entropy at fixing", d.median_block_entropy),
+            ("median gate |p - 0.5| at binarising", d.median_gate_margin),
+        ] {
+            if let Some(v) = v {
+                decided.entry(name.into()).or_default().push((x, v));
+            }
+        }
+    }
     vec![
         panel("search training loss", "loss", loss),
+        panel("decidedness of the fixed choices", "value", series(decided)),
         panel(
             "MoO block entropy (open blocks)",
             "H / log(#ops)",

@@ -25,6 +25,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let genotype = Genotype::from_json(&text)
             .map_err(|e| anyhow::anyhow!("{}: not an architecture file: {e}", path.display()))?;
         cfg.model = ArchConfig::Searched(genotype);
+        // A retraining from scratch is its own experiment: `compare` must not pool it with
+        // the search runs of the same config.
+        cfg.name = format!("{}-scratch", cfg.name);
     } else if let ArchConfig::Automtl(_) = cfg.model {
         anyhow::bail!(
             "{}: `[model] kind = \"automtl\"` is a search space: run `mtrec search --config {0}`, or retrain a found architecture with `--arch arch.json`",

@@ -10,12 +10,18 @@ use std::time::Instant;
 
 use burn::module::ParamId;
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::prelude::*;
-use mtrec_arch::automtl::{AutoMtl, Decision, GateMode, Genotype};
+use mtrec_arch::automtl::{ArchRegularisation, AutoMtl, Decision, GateMode, Genotype};
 use mtrec_arch::{ArchConfig, Model, MultiTaskModel};
 use mtrec_data::{Batch, Dataset, FeatureMeta, TaskKind};
 use serde::{Deserialize, Serialize};
+
+mod config;
+mod decidedness;
+
+pub use config::{GateSchedule, SearchConfig, SearchPreset};
+pub use decidedness::{Decidedness, MAX_MEDIAN_BLOCK_ENTROPY, MIN_MEDIAN_GATE_MARGIN, decidedness};
 
 use crate::tensors::{input_of, labels_of};
 use crate::train::{batches_per_epoch, run_epoch};
@@ -23,90 +29,6 @@ use crate::{
     EngineError, EvalReport, Event, ExperimentConfig, Observer, TrainOutcome, evaluate, fit,
     task_losses,
 };
-
-/// How gates are discretised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum GateSchedule {
-    /// Binarise every gate (`p > 0.5`) at the end of phase 2 (the authors' code).
-    #[default]
-    End,
-    /// Also fix the `gates_per_epoch` most decided gates (largest `|p - 0.5|`) after every
-    /// phase-2 epoch (the paper's selection-probability criterion).
-    Progressive,
-}
-
-/// The `[search]` section. Defaults are the spec's (authors' code); the finetune phase is the
-/// `[train]` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SearchConfig {
-    /// Phase 1: weights only, every gate on.
-    pub warmup_epochs: usize,
-    /// Phase 2: weights and architecture parameters jointly, with discretisation.
-    pub joint_epochs: usize,
-    /// MoO blocks fixed after each phase-2 epoch (lowest normalised entropy first).
-    pub blocks_per_epoch: usize,
-    pub gates: GateSchedule,
-    pub gates_per_epoch: usize,
-    /// Bernoulli-sampled gates in phase 2 (the paper); `false` keeps their forward value at 1
-    /// and trains them only through the straight-through gradient (the authors' code).
-    pub sample_gates: bool,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub weight_decay: f64,
-    pub arch_learning_rate: f64,
-    pub arch_weight_decay: f64,
-    /// Cap on the batches of a search epoch (quick runs); 0 = all.
-    pub max_batches_per_epoch: usize,
-}
-
-impl Default for SearchConfig {
-    fn default() -> Self {
-        Self {
-            warmup_epochs: 2,
-            joint_epochs: 3,
-            blocks_per_epoch: 10,
-            gates: GateSchedule::End,
-            gates_per_epoch: 0,
-            sample_gates: true,
-            batch_size: 2048,
-            learning_rate: 1e-3,
-            weight_decay: 1e-5,
-            arch_learning_rate: 1e-3,
-            arch_weight_decay: 1e-6,
-            max_batches_per_epoch: 0,
-        }
-    }
-}
-
-impl SearchConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.batch_size == 0 {
-            return Err("search.batch_size must be >= 1".into());
-        }
-        for (name, v) in [
-            ("learning_rate", self.learning_rate),
-            ("arch_learning_rate", self.arch_learning_rate),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!("search.{name} must be > 0, got {v}"));
-            }
-        }
-        for (name, v) in [
-            ("weight_decay", self.weight_decay),
-            ("arch_weight_decay", self.arch_weight_decay),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("search.{name} must be >= 0, got {v}"));
-            }
-        }
-        if self.warmup_epochs + self.joint_epochs == 0 {
-            return Err("search.warmup_epochs + joint_epochs must be >= 1".into());
-        }
-        Ok(())
-    }
-}
 
 /// The state of one open block at the end of an epoch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,13 +60,24 @@ pub struct SearchEpoch {
     pub gates: Vec<GateSnapshot>,
     /// What was fixed after this epoch, in order.
     pub decisions: Vec<Decision>,
+    /// How decided those choices were when fixed.
+    pub decidedness: Decidedness,
+    /// Architecture learning rate and regulariser weights at the end of the epoch (joint
+    /// phase; zeros in warm-up).
+    pub arch_learning_rate: f64,
+    pub gate_cost: f64,
+    pub sharpen: f64,
 }
 
 /// The search log: architecture parameters over time and every discretisation step.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SearchLog {
     pub candidates: Vec<String>,
+    /// Architecture steps of the joint phase (its epochs times batches per epoch).
+    pub joint_steps: usize,
     pub epochs: Vec<SearchEpoch>,
+    /// Over every decision of the search.
+    pub decidedness: Decidedness,
 }
 
 #[derive(Debug)]
@@ -206,11 +139,17 @@ pub struct SearchStepper {
     net: Option<AutoMtl>,
     weight_optim: burn::optim::ModuleOptimizer,
     arch_optim: burn::optim::ModuleOptimizer,
+    /// Plain gradient descent for the architecture regulariser.
+    reg_optim: burn::optim::ModuleOptimizer,
     weighting: Box<dyn mtrec_weighting::Weighting>,
     kinds: Vec<TaskKind>,
     cfg: SearchConfig,
     arch_ids: Vec<ParamId>,
     joint: bool,
+    /// Architecture steps taken and planned in the joint phase (the regularisers' ramp).
+    joint_done: usize,
+    joint_total: usize,
+    arch_learning_rate: f64,
     ctx: mtrec_weighting::StepContext,
     device: Device,
 }
@@ -236,11 +175,15 @@ impl SearchStepper {
             net: Some(net),
             weight_optim: adam(s.weight_decay).init(),
             arch_optim: adam(s.arch_weight_decay).init(),
+            reg_optim: SgdConfig::new().init(),
             weighting,
             kinds: meta.task_kinds.clone(),
             cfg: s.clone(),
             arch_ids: Vec::new(),
             joint: false,
+            joint_done: 0,
+            joint_total: 0,
+            arch_learning_rate: s.arch_learning_rate,
             ctx: mtrec_weighting::StepContext {
                 step: 0,
                 epoch: 1,
@@ -268,7 +211,25 @@ impl SearchStepper {
         self.arch_ids = self.net().arch_param_ids();
     }
 
-    /// Runs one step on `batch`; returns the training objective before the update.
+    /// Plans a joint phase of `total` architecture steps: sets the architecture learning rate
+    /// by the reach rule and the length of the regularisers' ramp.
+    pub fn plan_joint_steps(&mut self, total: usize) {
+        self.joint_total = total;
+        self.arch_learning_rate = self.cfg.effective_arch_learning_rate(total);
+    }
+
+    /// The architecture learning rate in use.
+    pub fn arch_learning_rate(&self) -> f64 {
+        self.arch_learning_rate
+    }
+
+    /// The regulariser weights at the current joint-phase step.
+    pub fn regularisation(&self) -> ArchRegularisation {
+        self.cfg.regularisation(self.joint_done, self.joint_total)
+    }
+
+    /// Runs one step on `batch`; returns the training objective before the update (without
+    /// the architecture regulariser, so warm-up and joint losses compare).
     pub fn step(&mut self, batch: &Batch) -> f64 {
         let mut net = self.net.take().expect("network present between steps");
         let out = net.forward(&input_of(batch, &self.device));
@@ -282,6 +243,20 @@ impl SearchStepper {
         let mut arch_grads = GradientsParams::new();
         for id in &self.arch_ids {
             if let Some(g) = grads.remove::<1>(*id) {
+                if self.joint && tracing::enabled!(tracing::Level::DEBUG) {
+                    let v = g
+                        .clone()
+                        .into_data()
+                        .try_to_vec::<f32>()
+                        .unwrap_or_default();
+                    let mean_abs = v.iter().map(|x| x.abs()).sum::<f32>() / v.len().max(1) as f32;
+                    tracing::debug!(
+                        step = self.ctx.step,
+                        n = v.len(),
+                        mean_abs,
+                        "architecture gradient"
+                    );
+                }
                 arch_grads.register(*id, g);
             }
         }
@@ -289,7 +264,14 @@ impl SearchStepper {
         if self.joint {
             net = self
                 .arch_optim
-                .step(self.cfg.arch_learning_rate, net, arch_grads);
+                .step(self.arch_learning_rate, net, arch_grads);
+            // The regulariser's own plain gradient step, decoupled from Adam (see
+            // mtrec_arch::automtl::regularise for why).
+            if let Some(reg) = net.arch_regulariser(&self.regularisation()) {
+                let grads = GradientsParams::from_grads(reg.backward(), &net);
+                net = self.reg_optim.step(self.arch_learning_rate, net, grads);
+            }
+            self.joint_done += 1;
         }
         self.net = Some(net);
         loss
@@ -351,9 +333,13 @@ pub fn search(
     let n_batches = batches_per_epoch(data.train.n_rows, s.batch_size, s.max_batches_per_epoch);
     let total = s.warmup_epochs + s.joint_epochs;
     let started = Instant::now();
+    let joint_steps = n_batches * s.joint_epochs;
+    stepper.plan_joint_steps(joint_steps);
     let mut log = SearchLog {
         candidates: space.candidates.iter().map(|c| c.to_string()).collect(),
+        joint_steps,
         epochs: Vec::new(),
+        decidedness: Decidedness::default(),
     };
     for epoch in 1..=total {
         let joint = epoch > s.warmup_epochs;
@@ -419,6 +405,11 @@ pub fn search(
                 open_gates: stepper.net().open_gates().len(),
             });
         }
+        let reg = if joint {
+            stepper.regularisation()
+        } else {
+            ArchRegularisation::default()
+        };
         log.epochs.push(SearchEpoch {
             epoch,
             phase: if joint { "joint" } else { "warm-up" }.into(),
@@ -427,9 +418,18 @@ pub fn search(
             seconds,
             blocks,
             gates,
+            decidedness: decidedness(&decisions),
             decisions,
+            arch_learning_rate: if joint {
+                stepper.arch_learning_rate()
+            } else {
+                0.0
+            },
+            gate_cost: reg.gate_cost,
+            sharpen: reg.sharpen,
         });
     }
+    log.decidedness = decidedness(log.epochs.iter().flat_map(|e| &e.decisions));
     let search_seconds = started.elapsed().as_secs_f64();
     let net = stepper.into_net();
     let genotype = net
