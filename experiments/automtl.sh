@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # AutoMTL against hand-made MMoE, PLE and AdaTT (issues 5 and 11): for every data set and seed,
 # one search + finetune, one training of the found architecture from scratch (same [train] and
-# early stopping, for the cost ratio), and one training of each baseline; then a table of test
+# early stopping, for the cost ratio; first seed only unless SCRATCH_SEEDS="..."), and one training of each baseline; then a table of test
 # figures (mean ± std over seeds) and wall times, also written as CSV, and `mtrec arch score`:
 # the searches' agreement across seeds and, on the planted data, recall and precision of the
 # planted relevant fields.
@@ -34,7 +34,8 @@ for data in ${@:-planted census-g1 census-g2}; do
         run="$out/$data-automtl-s$seed"
         [ -f "$run/metrics.json" ] || "$mtrec" search --config "configs/$data-automtl.toml" --seed "$seed" --out "$run" --json > /dev/null
         scratch="$out/$data-automtl-scratch-s$seed"
-        [ -f "$scratch/metrics.json" ] || "$mtrec" train --config "configs/$data-automtl.toml" --arch "$run/arch.json" --seed "$seed" --out "$scratch" --json > /dev/null
+        case " ${SCRATCH_SEEDS:-${seeds%% *}} " in *" $seed "*) ;; *) scratch= ;; esac
+        [ -z "$scratch" ] || [ -f "$scratch/metrics.json" ] || "$mtrec" train --config "configs/$data-automtl.toml" --arch "$run/arch.json" --seed "$seed" --out "$scratch" --json > /dev/null
         for model in mmoe ple adatt; do
             run="$out/$data-$model-s$seed"
             [ -f "$run/metrics.json" ] || "$mtrec" train --config "configs/$data-$model.toml" --seed "$seed" --out "$run" --json > /dev/null

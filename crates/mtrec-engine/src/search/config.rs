@@ -121,7 +121,7 @@ struct DecideValues {
 const DECIDE: DecideValues = DecideValues {
     arch_reach: 4.0,
     gate_cost: 0.5,
-    sharpen: 1.0,
+    sharpen: 10.0,
 };
 
 impl Default for SearchConfig {
