@@ -13,6 +13,11 @@
 //!   every choice further the way it already leans, at a constant rate, so the search ends
 //!   decided; a leaning the loss consistently opposes is still overturned. Unlike entropy or
 //!   FairDARTS's `-(p - 1/2)^2`, it is not flat near the undecided point.
+//! - **op cost** `lambda_c * sum_b sum_i q_i h_i / h_max` over mixed blocks (`h_i`: an MLP
+//!   candidate's hidden width, 0 for identity): the expected width of each block, the op
+//!   counterpart of the gate cost. Single-level search scores ops by the training loss, which
+//!   the widest MLPs always lower by fitting the training data better; the cost makes width
+//!   pay for itself (the resource terms of FBNet and ProxylessNAS, here in hidden units).
 //!
 //! The search applies the regulariser by its own plain gradient step at the architecture
 //! learning rate, decoupled from Adam (as AdamW decouples weight decay). The loss gradients of
@@ -25,6 +30,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, sigmoid};
 
 use super::block::Block;
+use super::genotype::OpKind;
 use super::network::AutoMtl;
 
 /// Weights of the two terms at one step (0 switches a term off).
@@ -32,11 +38,12 @@ use super::network::AutoMtl;
 pub struct ArchRegularisation {
     pub gate_cost: f64,
     pub sharpen: f64,
+    pub op_cost: f64,
 }
 
 impl ArchRegularisation {
     pub fn is_off(&self) -> bool {
-        self.gate_cost == 0.0 && self.sharpen == 0.0
+        self.gate_cost == 0.0 && self.sharpen == 0.0 && self.op_cost == 0.0
     }
 }
 
@@ -70,7 +77,7 @@ impl AutoMtl {
                 terms.push((a.abs() * free).sum().mul_scalar(-w.sharpen));
             }
         }
-        if w.sharpen != 0.0 {
+        if w.sharpen != 0.0 || w.op_cost != 0.0 {
             for at in self.block_positions() {
                 let Block::Mixed(m) = self.block(at) else {
                     continue;
@@ -84,10 +91,33 @@ impl AutoMtl {
                     .enumerate()
                     .max_by(|x, y| x.1.total_cmp(y.1))
                     .map_or(0, |(i, _)| i);
-                let log_q = log_softmax(m.beta.val(), 0).narrow(0, leader, 1);
-                terms.push(log_q.sum().mul_scalar(-w.sharpen));
+                let log_q = log_softmax(m.beta.val(), 0);
+                if w.sharpen != 0.0 {
+                    let lead = log_q.clone().narrow(0, leader, 1);
+                    terms.push(lead.sum().mul_scalar(-w.sharpen));
+                }
+                if w.op_cost != 0.0 {
+                    let widths = relative_widths(m.candidates());
+                    let n = widths.len();
+                    let widths =
+                        Tensor::<1>::from_data(TensorData::new(widths, [n]), &log_q.device());
+                    terms.push((log_q.exp() * widths).sum().mul_scalar(w.op_cost));
+                }
             }
         }
         terms.into_iter().reduce(|a, b| a + b)
     }
+}
+
+/// Each candidate's hidden width over the widest one's (identity: 0).
+pub fn relative_widths(candidates: &[OpKind]) -> Vec<f32> {
+    let width = |c: &OpKind| match c {
+        OpKind::Identity => 0.0f32,
+        OpKind::Mlp(h) => *h as f32,
+    };
+    let max = candidates.iter().map(width).fold(0.0, f32::max);
+    candidates
+        .iter()
+        .map(|c| if max > 0.0 { width(c) / max } else { 0.0 })
+        .collect()
 }

@@ -210,9 +210,10 @@ fn a_supernet_trains_every_candidate_and_reports_its_architecture_parameters() {
     assert!(gate.logits.as_ref().unwrap().val().grad(&grads).is_some());
 }
 
-/// Every free gate logit set to a known value, one element fixed, one block's betas set:
+/// Every free gate logit set to a known value, one element fixed, every block's betas set:
 /// the value against the formula worked out on the host, and the gradients against
-/// `lambda_g p (1 - p) - lambda_s sign(a)` and `-lambda_s (onehot(leader) - q)`.
+/// `lambda_g p (1 - p) - lambda_s sign(a)` and
+/// `-lambda_s (onehot(leader) - q) + lambda_c q (c - q.c)`.
 #[test]
 fn the_arch_regulariser_matches_its_formula_and_gradient() {
     let device = Device::flex().autodiff();
@@ -251,11 +252,16 @@ fn the_arch_regulariser_matches_its_formula_and_gradient() {
     }
     let z: f64 = betas.iter().map(|b| b.exp()).sum();
     let q: Vec<f64> = betas.iter().map(|b| b.exp() / z).collect();
-    expected -= ls * q[1].ln() * beta_ids.len() as f64;
+    // Candidates identity, mlp-3, mlp-5: widths 0, 3/5, 1.
+    let c = [0.0, 0.6, 1.0];
+    let lc = 0.9;
+    let expected_width: f64 = q.iter().zip(c).map(|(q, c)| q * c).sum();
+    expected += (lc * expected_width - ls * q[1].ln()) * beta_ids.len() as f64;
 
     let w = ArchRegularisation {
         gate_cost: lg,
         sharpen: ls,
+        op_cost: lc,
     };
     let value = net.arch_regulariser(&w).unwrap();
     let got = f64::from(value.clone().into_scalar::<f32>());
@@ -289,7 +295,8 @@ fn the_arch_regulariser_matches_its_formula_and_gradient() {
         .try_to_vec::<f32>()
         .unwrap();
     for (i, gi) in g.iter().enumerate() {
-        let want = -ls * (f64::from(u8::from(i == 1)) - q[i]);
+        // d/d beta_i of sum_j q_j c_j is q_i (c_i - sum_j q_j c_j).
+        let want = -ls * (f64::from(u8::from(i == 1)) - q[i]) + lc * q[i] * (c[i] - expected_width);
         assert!((f64::from(*gi) - want).abs() < 1e-5, "{i}: {gi} vs {want}");
     }
     assert!(

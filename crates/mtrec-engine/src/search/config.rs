@@ -74,6 +74,8 @@ pub struct SearchConfig {
     /// At the end of the joint phase (ramped from 0): `-sharpen * |a|` per free gate logit and
     /// `-sharpen * log q_leader` per mixed block.
     pub sharpen: f64,
+    /// Per mixed block: `op_cost * sum_i q_i h_i / h_max`, the expected hidden width.
+    pub op_cost: f64,
     /// Cap on the batches of a search epoch (quick runs); 0 = all.
     pub max_batches_per_epoch: usize,
 }
@@ -96,6 +98,7 @@ impl SearchPreset {
             arch_reach: 0.0,
             gate_cost: 0.0,
             sharpen: 0.0,
+            op_cost: 0.0,
             max_batches_per_epoch: 0,
         };
         match self {
@@ -105,6 +108,7 @@ impl SearchPreset {
                 arch_reach: DECIDE.arch_reach,
                 gate_cost: DECIDE.gate_cost,
                 sharpen: DECIDE.sharpen,
+                op_cost: DECIDE.op_cost,
                 ..paper
             },
         }
@@ -116,12 +120,14 @@ struct DecideValues {
     arch_reach: f64,
     gate_cost: f64,
     sharpen: f64,
+    op_cost: f64,
 }
 
 const DECIDE: DecideValues = DecideValues {
     arch_reach: 4.0,
     gate_cost: 0.5,
     sharpen: 10.0,
+    op_cost: 0.0,
 };
 
 impl Default for SearchConfig {
@@ -149,6 +155,7 @@ struct RawSearchConfig {
     arch_reach: Option<f64>,
     gate_cost: Option<f64>,
     sharpen: Option<f64>,
+    op_cost: Option<f64>,
     max_batches_per_epoch: Option<usize>,
 }
 
@@ -171,6 +178,7 @@ impl From<RawSearchConfig> for SearchConfig {
             arch_reach: r.arch_reach.unwrap_or(d.arch_reach),
             gate_cost: r.gate_cost.unwrap_or(d.gate_cost),
             sharpen: r.sharpen.unwrap_or(d.sharpen),
+            op_cost: r.op_cost.unwrap_or(d.op_cost),
             max_batches_per_epoch: r.max_batches_per_epoch.unwrap_or(d.max_batches_per_epoch),
         }
     }
@@ -195,6 +203,7 @@ impl SearchConfig {
             ("arch_reach", self.arch_reach),
             ("gate_cost", self.gate_cost),
             ("sharpen", self.sharpen),
+            ("op_cost", self.op_cost),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("search.{name} must be >= 0, got {v}"));
@@ -231,6 +240,7 @@ impl SearchConfig {
         mtrec_arch::automtl::ArchRegularisation {
             gate_cost: self.gate_cost,
             sharpen: self.sharpen * ramp,
+            op_cost: self.op_cost,
         }
     }
 }

@@ -5,6 +5,10 @@
 //! architecture step) and, after each epoch, fixes the least uncertain blocks; the last phase-2
 //! epoch fixes everything. The discrete network then finetunes through [`fit`] with its weights
 //! inherited, so early stopping, test evaluation and checkpoints are the zoo's.
+//!
+//! The `decide` preset ([`config`]) sets the architecture learning rate from the joint phase's
+//! length and follows every architecture step with a decoupled regulariser step; every fixed
+//! choice's decidedness is logged ([`decidedness`]).
 
 use std::time::Instant;
 
@@ -67,6 +71,7 @@ pub struct SearchEpoch {
     pub arch_learning_rate: f64,
     pub gate_cost: f64,
     pub sharpen: f64,
+    pub op_cost: f64,
 }
 
 /// The search log: architecture parameters over time and every discretisation step.
@@ -427,6 +432,7 @@ pub fn search(
             },
             gate_cost: reg.gate_cost,
             sharpen: reg.sharpen,
+            op_cost: reg.op_cost,
         });
     }
     log.decidedness = decidedness(log.epochs.iter().flat_map(|e| &e.decisions));
