@@ -115,7 +115,7 @@ impl SearchPreset {
     }
 }
 
-/// The `decide` preset's values (chosen on Census group 1 validation, docs/automtl.md).
+/// The `decide` preset's values; docs/automtl.md says how each was chosen and measured.
 struct DecideValues {
     arch_reach: f64,
     gate_cost: f64,
@@ -127,7 +127,7 @@ const DECIDE: DecideValues = DecideValues {
     arch_reach: 4.0,
     gate_cost: 0.5,
     sharpen: 10.0,
-    op_cost: 0.0,
+    op_cost: 2.0,
 };
 
 impl Default for SearchConfig {
