@@ -33,6 +33,10 @@ pub enum Command {
     )]
     Train(TrainArgs),
     /// AutoMTL: search an architecture (DESAN space, PD-DARTS), finetune it, save it.
+    ///
+    /// `[search] preset = "decide"` (default) makes the search decide on data of any size;
+    /// `preset = "paper"` runs the spec's settings. The output says how decided the fixed
+    /// choices were (median block entropy and gate |p - 0.5| at fixing).
     #[command(
         after_help = "Examples:\n  mtrec search --config configs/census-g1-automtl.toml\n  mtrec search --config configs/synthetic-c05-automtl.toml --out runs/syn-search --seed 3 --json\n  mtrec arch show runs/census-g1-automtl/arch.json\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json"
     )]
@@ -202,6 +206,7 @@ pub struct SynthArgs {
     /// logits within every task group (default 0.8).
     #[arg(long, allow_negative_numbers = true)]
     pub correlation: Option<f64>,
+    /// Rows to write (streamed: any count fits in memory).
     #[arg(long, default_value_t = 10_000)]
     pub rows: usize,
     /// Seed (default 2018; for recsys it overrides the seed of --recsys-config).

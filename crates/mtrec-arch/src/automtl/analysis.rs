@@ -47,12 +47,20 @@ pub fn reach(g: &Genotype) -> Vec<TaskReach> {
                     experts[l - 1] = below;
                 }
             }
+            // An FM interaction over one field is identically zero: that field is not read.
             let fields = experts
                 .first()
                 .into_iter()
                 .flatten()
                 .filter_map(|&e| g.layers[0].experts[e].features.as_ref())
-                .flat_map(|f| f.single.iter().chain(&f.interaction).cloned())
+                .flat_map(|f| {
+                    let pairs: &[String] = if f.interaction.len() >= 2 {
+                        &f.interaction
+                    } else {
+                        &[]
+                    };
+                    f.single.iter().chain(pairs).cloned()
+                })
                 .collect();
             TaskReach {
                 task: tower.task.clone(),
@@ -178,9 +186,16 @@ pub fn agreement(archs: &[Genotype], draws: usize, seed: u64) -> Result<Agreemen
         .into_iter()
         .collect();
     let masks: Vec<Masks> = archs.iter().map(|g| Masks::of(g, &fields)).collect();
-    for m in &masks[1..] {
-        if m.shape() != masks[0].shape() {
-            return Err("the architectures come from different search spaces".into());
+    let tasks = |g: &Genotype| g.towers.iter().map(|t| t.task.clone()).collect::<Vec<_>>();
+    for (g, m) in archs.iter().zip(&masks).skip(1) {
+        if m.shape() != masks[0].shape() || tasks(g) != tasks(&archs[0]) {
+            return Err(format!(
+                "the architectures come from different search spaces (experts per layer {:?} and tasks {:?} against {:?} and {:?})",
+                m.shape(),
+                tasks(g),
+                masks[0].shape(),
+                tasks(&archs[0])
+            ));
         }
     }
     let mut rng = StdRng::seed_from_u64(seed);
@@ -472,7 +487,8 @@ mod tests {
         }
     }
 
-    /// Layer 0: e0 reads a, b (+ c in its interaction), e1 reads d, e2 reads a. Layer 1: e0
+    /// Layer 0: e0 reads a, b (+ a one-field interaction over c, identically zero, so c is not
+    /// read), e1 reads d (+ the interaction of d and e), e2 reads a. Layer 1: e0
     /// mixes e0, e1; e1 mixes e2. Towers: t0 <- e0, t1 <- e1, t2 <- e0, e1.
     fn hand_built() -> Genotype {
         Genotype {
@@ -483,7 +499,7 @@ mod tests {
                 LayerGene {
                     experts: vec![
                         first(&["a", "b"], &["c"]),
-                        first(&["d"], &[]),
+                        first(&["d"], &["d", "e"]),
                         first(&["a"], &[]),
                     ],
                 },
@@ -514,7 +530,7 @@ mod tests {
         );
         assert_eq!(
             r[0].fields,
-            names(&["a", "b", "c", "d"])
+            names(&["a", "b", "d", "e"])
                 .into_iter()
                 .collect::<BTreeSet<_>>()
         );
@@ -525,10 +541,10 @@ mod tests {
     #[test]
     fn recall_and_precision_against_a_hand_built_truth() {
         let rec = recovery(&hand_built(), &truth()).unwrap();
-        // t0: reads a, b, c, d; relevant a, b, e -> recall 2/3, precision 2/4.
+        // t0: reads a, b, d, e (not c); relevant a, b, e -> recall 3/3, precision 3/4.
         assert_eq!((rec[0].relevant, rec[0].read), (3, 4));
-        assert!((rec[0].recall - 2.0 / 3.0).abs() < 1e-12);
-        assert!((rec[0].precision - 0.5).abs() < 1e-12);
+        assert!((rec[0].recall - 1.0).abs() < 1e-12);
+        assert!((rec[0].precision - 0.75).abs() < 1e-12);
         // t1: reads a; relevant a -> 1 and 1.
         assert_eq!((rec[1].recall, rec[1].precision), (1.0, 1.0));
         // t2: nothing relevant -> recall 1 by definition, precision 0.
@@ -572,7 +588,11 @@ mod tests {
         assert!((ag.features - 1.0).abs() < 1e-12, "{ag:?}");
         assert!((ag.connections - 1.0).abs() < 1e-12, "{ag:?}");
         assert!(ag.features_random < 0.95, "{ag:?}");
-        assert!(agreement(&[a], 5, 1).is_err());
+        assert!(agreement(&[a.clone()], 5, 1).is_err());
+        let mut other_tasks = a.clone();
+        other_tasks.towers[0].task = "x".into();
+        let err = agreement(&[a, other_tasks], 5, 1).unwrap_err();
+        assert!(err.contains("different search spaces"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use mtrec_engine::search::{MAX_MEDIAN_BLOCK_ENTROPY, MIN_MEDIAN_GATE_MARGIN, SearchLog};
+use mtrec_engine::search::{MAX_MEDIAN_BLOCK_ENTROPY, MIN_MEDIAN_GATE_MARGIN, SearchLog, median};
 use mtrec_engine::{ExperimentConfig, SearchOutcome, save_checkpoint_with};
 use mtrec_report::{Panel, Series, write_svg};
 
@@ -177,13 +177,25 @@ fn search_panels(log: &SearchLog) -> Vec<Panel> {
             .map(|e| (e.epoch as f64, e.train_loss))
             .collect(),
     }];
+    // Per epoch: how decided the still-open choices are, what was fixed after the epoch, and
+    // the two targets (a single point draws no line, so the open choices carry the curve).
     let mut decided: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for e in &log.epochs {
         let x = e.epoch as f64;
         let d = &e.decidedness;
+        let mut entropies: Vec<f64> = e.blocks.iter().map(|b| b.entropy).collect();
+        let mut margins: Vec<f64> = e
+            .gates
+            .iter()
+            .flat_map(|g| g.probabilities.iter().map(|p| (p - 0.5).abs()))
+            .collect();
         for (name, v) in [
+            ("median entropy of open blocks", median(&mut entropies)),
+            ("median gate |p - 0.5|", median(&mut margins)),
             ("median block entropy at fixing", d.median_block_entropy),
             ("median gate |p - 0.5| at binarising", d.median_gate_margin),
+            ("target: entropy <=", Some(MAX_MEDIAN_BLOCK_ENTROPY)),
+            ("target: |p - 0.5| >=", Some(MIN_MEDIAN_GATE_MARGIN)),
         ] {
             if let Some(v) = v {
                 decided.entry(name.into()).or_default().push((x, v));

@@ -1,6 +1,6 @@
 //! The `[search]` section: the PD-DARTS schedule, as a named preset plus overrides.
 //!
-//! Two presets. `paper` is the authors' code (spec §4): on their million-row data sets 3 joint
+//! Two presets. `paper` is the spec's settings from the authors' code (spec §4): on their million-row data sets 3 joint
 //! epochs are thousands of architecture steps at learning rate 1e-3. `decide` (the default)
 //! keeps the authors' schedule and adds the rule that makes the architecture decide on data of
 //! any size (docs/automtl.md has the measurements behind it):
@@ -37,7 +37,8 @@ pub enum SearchPreset {
     /// The authors' schedule plus the rule that makes it decide on small data.
     #[default]
     Decide,
-    /// The authors' code exactly: no regulariser, architecture learning rate 1e-3.
+    /// The spec's settings from the authors' code: no regulariser, architecture learning rate
+    /// 1e-3 (gates sampled, as the paper describes; `sample_gates = false` is their code).
     Paper,
 }
 

@@ -57,7 +57,7 @@ pub fn decidedness<'a>(decisions: impl IntoIterator<Item = &'a Decision>) -> Dec
 }
 
 /// The middle value (mean of the two middle ones for an even count).
-fn median(values: &mut [f64]) -> Option<f64> {
+pub fn median(values: &mut [f64]) -> Option<f64> {
     if values.is_empty() {
         return None;
     }

@@ -25,7 +25,9 @@ mod config;
 mod decidedness;
 
 pub use config::{GateSchedule, SearchConfig, SearchPreset};
-pub use decidedness::{Decidedness, MAX_MEDIAN_BLOCK_ENTROPY, MIN_MEDIAN_GATE_MARGIN, decidedness};
+pub use decidedness::{
+    Decidedness, MAX_MEDIAN_BLOCK_ENTROPY, MIN_MEDIAN_GATE_MARGIN, decidedness, median,
+};
 
 use crate::tensors::{input_of, labels_of};
 use crate::train::{batches_per_epoch, run_epoch};
