@@ -4,16 +4,14 @@
 #   bash bench/setup_reference.sh
 #
 # Idempotent: does nothing when the venv already imports torch and numpy.
-# Tries the CPU-only wheel index first (about 200 MB); when that index is not
-# reachable, falls back to plain PyPI (about 3 GB with the CUDA libraries the
-# default wheel needs even to import).
+# Installs through pip as the machine configures it (no index address in the
+# project); the default torch wheel brings its CUDA libraries (about 3 GB).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="$here/.venv"
 req="$here/reference/requirements.txt"
 py="$venv/bin/python"
-cpu_index="https://download.pytorch.org/whl/cpu"
 
 if [[ -x "$py" ]] && "$py" -c 'import torch, numpy' 2>/dev/null; then
     echo "reference ready: $py (torch $("$py" -c 'import torch; print(torch.__version__)'))"
@@ -26,13 +24,8 @@ if [[ ! -x "$py" ]]; then
 fi
 "$py" -m pip install --quiet --upgrade pip
 
-if curl -fsS --max-time 15 -o /dev/null "$cpu_index/torch/" 2>/dev/null; then
-    echo "installing torch (CPU wheels from $cpu_index) and numpy"
-    "$py" -m pip install --index-url "$cpu_index" --extra-index-url https://pypi.org/simple -r "$req"
-else
-    echo "CPU wheel index unreachable; installing torch and numpy from PyPI (~3 GB)"
-    "$py" -m pip install -r "$req"
-fi
+echo "installing torch and numpy with the machine's pip configuration"
+"$py" -m pip install -r "$req"
 
 "$py" -c 'import torch, numpy; print("reference ready:", torch.__version__, "numpy", numpy.__version__)'
 echo "python: $py"
