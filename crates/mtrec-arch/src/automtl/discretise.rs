@@ -157,7 +157,8 @@ impl AutoMtl {
     }
 }
 
-fn argmax(values: &[f64]) -> usize {
+/// The index of the largest value (the first on ties).
+pub(super) fn argmax(values: &[f64]) -> usize {
     values
         .iter()
         .enumerate()

@@ -3,7 +3,7 @@
 //! Why it exists: measured on Census-Income (docs/automtl.md), the loss alone leaves the
 //! architecture undecided. With sampled gates, keeping an input never costs the loss anything,
 //! so every gate's keep-probability drifts upwards; and the op weights move by noise of about
-//! the size of their signal, so every block's entropy stays near 1. Two terms:
+//! the size of their signal, so every block's entropy stays near 1. Three terms:
 //!
 //! - **gate cost** `lambda_g * sum_i p_i` over free gate elements: the expected number of kept
 //!   inputs, the L0 penalty of Louizos et al. (2018). An input stays only where the loss keeps
@@ -30,10 +30,11 @@ use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, sigmoid};
 
 use super::block::Block;
+use super::discretise::argmax;
 use super::genotype::OpKind;
 use super::network::AutoMtl;
 
-/// Weights of the two terms at one step (0 switches a term off).
+/// Weights of the three terms at one step (0 switches a term off).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ArchRegularisation {
     pub gate_cost: f64,
@@ -86,11 +87,7 @@ impl AutoMtl {
                 if probabilities.len() < 2 {
                     continue;
                 }
-                let leader = probabilities
-                    .iter()
-                    .enumerate()
-                    .max_by(|x, y| x.1.total_cmp(y.1))
-                    .map_or(0, |(i, _)| i);
+                let leader = argmax(&probabilities);
                 let log_q = log_softmax(m.beta.val(), 0);
                 if w.sharpen != 0.0 {
                     let lead = log_q.clone().narrow(0, leader, 1);
@@ -110,7 +107,7 @@ impl AutoMtl {
 }
 
 /// Each candidate's hidden width over the widest one's (identity: 0).
-pub fn relative_widths(candidates: &[OpKind]) -> Vec<f32> {
+fn relative_widths(candidates: &[OpKind]) -> Vec<f32> {
     let width = |c: &OpKind| match c {
         OpKind::Identity => 0.0f32,
         OpKind::Mlp(h) => *h as f32,

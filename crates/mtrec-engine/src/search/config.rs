@@ -104,32 +104,18 @@ impl SearchPreset {
         };
         match self {
             SearchPreset::Paper => paper,
+            // docs/automtl.md says how each value was chosen and measured.
             SearchPreset::Decide => SearchConfig {
                 preset: SearchPreset::Decide,
-                arch_reach: DECIDE.arch_reach,
-                gate_cost: DECIDE.gate_cost,
-                sharpen: DECIDE.sharpen,
-                op_cost: DECIDE.op_cost,
+                arch_reach: 4.0,
+                gate_cost: 0.5,
+                sharpen: 10.0,
+                op_cost: 2.0,
                 ..paper
             },
         }
     }
 }
-
-/// The `decide` preset's values; docs/automtl.md says how each was chosen and measured.
-struct DecideValues {
-    arch_reach: f64,
-    gate_cost: f64,
-    sharpen: f64,
-    op_cost: f64,
-}
-
-const DECIDE: DecideValues = DecideValues {
-    arch_reach: 4.0,
-    gate_cost: 0.5,
-    sharpen: 10.0,
-    op_cost: 2.0,
-};
 
 impl Default for SearchConfig {
     fn default() -> Self {
@@ -260,7 +246,7 @@ mod tests {
         let decide: SearchConfig = toml::from_str("gate_cost = 0.5").unwrap();
         assert_eq!(decide.preset, SearchPreset::Decide);
         assert_eq!(decide.gate_cost, 0.5);
-        assert_eq!(decide.sharpen, DECIDE.sharpen);
+        assert_eq!(decide.sharpen, SearchPreset::Decide.defaults().sharpen);
         for cfg in [paper, decide] {
             let text = toml::to_string(&cfg).unwrap();
             let back: SearchConfig = toml::from_str(&text).unwrap();
