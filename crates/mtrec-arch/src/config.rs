@@ -3,6 +3,7 @@
 //! Defaults are the MMoE paper's synthetic-data setting where the paper gives one; the Census
 //! configs in `configs/` override them.
 
+use mtrec_data::TaskRequirement;
 use serde::{Deserialize, Serialize};
 
 use crate::adatt::AdaTTConfig;
@@ -80,6 +81,16 @@ impl ArchConfig {
             ArchConfig::Esmm(_) => "esmm",
             ArchConfig::Automtl(_) => "automtl",
             ArchConfig::Searched(_) => "searched",
+        }
+    }
+
+    /// What the architecture assumes about the tasks beyond their number being at least one
+    /// (ESMM: click then conversion, both binary, no conversion without a click); the engine
+    /// checks it against the data before training. Empty for the models that take any tasks.
+    pub fn task_requirements(&self) -> Vec<TaskRequirement> {
+        match self {
+            ArchConfig::Esmm(_) => EsmmConfig::task_requirements(),
+            _ => Vec::new(),
         }
     }
 

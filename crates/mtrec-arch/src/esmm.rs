@@ -7,7 +7,9 @@
 //!
 //! Tasks: exactly two, in order: the click task and the conversion task, whose label must be
 //! "clicked and converted" (in the public Ali-CCP and AliExpress layouts a conversion is only
-//! ever recorded on a click, so the conversion column is that label).
+//! ever recorded on a click, so the conversion column is that label). The engine checks all of
+//! this against the data before training ([`EsmmConfig::task_requirements`]): a wrong count,
+//! kind or order, or a conversion without a click, would otherwise train silently.
 //! Output `[B, 2]`: column 0 the CTR logit, column 1 the *logit of pCTCVR*,
 //! `log p - log(1 - p)` with `log p = log sigma(a) + log sigma(b)`. Returning a logit keeps
 //! the engine's one loss (BCE on logits) exact for ESMM too. `pCVR` is recovered as
@@ -18,6 +20,7 @@
 use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::activation::log_sigmoid;
+use mtrec_data::{TaskRequirement, TaskRule};
 use mtrec_nn::{FeatureEmbedding, FeatureEmbeddingConfig, ModelInput, TowerBank, TowerBankConfig};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +54,38 @@ impl EsmmConfig {
         }
         ArchError::check_layers("esmm", "tower", &self.tower, false)?;
         Ok(())
+    }
+
+    /// What ESMM assumes about the tasks, checked against the data before training: with
+    /// any of it broken the model still trains, into CTCVR and CVR figures that mean nothing.
+    pub fn task_requirements() -> Vec<TaskRequirement> {
+        const BY: &str = "model `esmm`";
+        const ORDER: &str = "ESMM's tasks are the click, then the conversion";
+        vec![
+            TaskRequirement {
+                by: BY,
+                rule: TaskRule::Count(2),
+                why: ORDER,
+            },
+            TaskRequirement {
+                by: BY,
+                rule: TaskRule::Binary(0),
+                why: "its first output is the click probability pCTR",
+            },
+            TaskRequirement {
+                by: BY,
+                rule: TaskRule::Binary(1),
+                why: "its second output is the probability pCTR * pCVR that a row is \
+                      clicked and converted, and its CVR is scored by AUC on clicked rows",
+            },
+            TaskRequirement {
+                by: BY,
+                rule: TaskRule::Implies { from: 1, to: 0 },
+                why: "ESMM reads the first task as the click and the second as the conversion, \
+                      its CTCVR label (click AND conversion), so a conversion must never be \
+                      recorded without a click",
+            },
+        ]
     }
 }
 
@@ -148,6 +183,23 @@ mod tests {
                 ctr * cvr
             );
         }
+    }
+
+    #[test]
+    fn declares_two_binary_tasks_with_no_conversion_without_a_click() {
+        let rules: Vec<TaskRule> = EsmmConfig::task_requirements()
+            .iter()
+            .map(|r| r.rule)
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                TaskRule::Count(2),
+                TaskRule::Binary(0),
+                TaskRule::Binary(1),
+                TaskRule::Implies { from: 1, to: 0 },
+            ]
+        );
     }
 
     #[test]

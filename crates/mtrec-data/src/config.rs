@@ -95,7 +95,7 @@ impl FilesConfig {
         }
     }
 
-    fn source(&self, path: PathBuf, schema: &Schema) -> Result<SourceSpec> {
+    pub(crate) fn source(&self, path: PathBuf, schema: &Schema) -> Result<SourceSpec> {
         let mut spec = SourceSpec::new(path);
         if let Some(c) = self.separator {
             if !c.is_ascii() {
@@ -133,10 +133,23 @@ impl Dataset {
     pub(crate) fn from_raw(
         schema: &Schema,
         raw: &RawTable,
-        mut train: Vec<usize>,
-        mut valid: Vec<usize>,
-        mut test: Vec<usize>,
+        train: Vec<usize>,
+        valid: Vec<usize>,
+        test: Vec<usize>,
         subsample: Option<usize>,
+    ) -> Result<Dataset> {
+        let names = ["training", "validation", "test"].map(|s| format!("the {s} split"));
+        Dataset::from_raw_named(schema, raw, [train, valid, test], subsample, &names)
+    }
+
+    /// [`Dataset::from_raw`] with the splits' names for errors (which file
+    /// each one comes from).
+    fn from_raw_named(
+        schema: &Schema,
+        raw: &RawTable,
+        [mut train, mut valid, mut test]: [Vec<usize>; 3],
+        subsample: Option<usize>,
+        names: &[String; 3],
     ) -> Result<Dataset> {
         if let Some(n) = subsample {
             train.truncate(n);
@@ -149,9 +162,9 @@ impl Dataset {
             });
         }
         let preprocessor = Preprocessor::fit(schema, raw, &train);
-        let train = preprocessor.encode_raw(raw, &train);
-        let valid = preprocessor.encode_raw(raw, &valid);
-        let test = preprocessor.encode_raw(raw, &test);
+        let train = preprocessor.encode_raw(raw, &train, &names[0])?;
+        let valid = preprocessor.encode_raw(raw, &valid, &names[1])?;
+        let test = preprocessor.encode_raw(raw, &test, &names[2])?;
         tracing::debug!(
             train = train.n_rows,
             valid = valid.n_rows,
@@ -210,7 +223,18 @@ fn load_files(cfg: &FilesConfig, base_dir: &Path) -> Result<Dataset> {
             (tr, v, t)
         }
     };
-    Dataset::from_raw(&schema, &raw, train, valid, test, cfg.subsample)
+    let train_file = base_dir.join(&cfg.train);
+    let name = |split: &str, file: Option<&PathBuf>| match file {
+        Some(f) => format!("the {split} split ({})", base_dir.join(f).display()),
+        None => format!("the {split} split (part of {})", train_file.display()),
+    };
+    let whole_train = (cfg.valid.is_some() && cfg.test.is_some()).then_some(&cfg.train);
+    let names = [
+        name("training", whole_train),
+        name("validation", cfg.valid.as_ref()),
+        name("test", cfg.test.as_ref()),
+    ];
+    Dataset::from_raw_named(&schema, &raw, [train, valid, test], cfg.subsample, &names)
 }
 
 /// The fractions to split the training file with, one per part to carve out

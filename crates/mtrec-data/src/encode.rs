@@ -114,35 +114,46 @@ impl Default for DenseStats {
 
 impl DenseStats {
     /// Mean and population std (as scikit-learn's `StandardScaler`), summed in
-    /// f64. A constant field gets std 1 so that it encodes to 0 instead of NaN.
+    /// f64.
+    ///
+    /// A field without a real spread gets std 1, so that it encodes to about 0
+    /// instead of to huge or non-finite values:
+    /// - a constant field (std 0);
+    /// - a std below the smallest normal f32 (1.2e-38), e.g. a column of 0 and
+    ///   2e-38: such a std has lost precision, its reciprocal may overflow, and
+    ///   hardware that flushes subnormals to zero turns the division into NaN;
+    /// - a std below one f32 rounding step at the field's magnitude (`max |x|`
+    ///   times `f32::EPSILON`): values stored as f32 cannot differ by less, so
+    ///   the spread is rounding noise and dividing by it would amplify noise.
     pub fn fit(values: impl IntoIterator<Item = f32>) -> DenseStats {
-        let (mut n, mut sum, mut sum_sq) = (0u64, 0.0f64, 0.0f64);
         let values: Vec<f64> = values.into_iter().map(f64::from).collect();
-        for &v in &values {
-            n += 1;
-            sum += v;
-        }
-        if n == 0 {
+        if values.is_empty() {
             return DenseStats::default();
         }
-        let mean = sum / n as f64;
-        for &v in &values {
-            sum_sq += (v - mean) * (v - mean);
-        }
-        let std = (sum_sq / n as f64).sqrt();
-        let std = if std > 0.0 && std.is_finite() {
-            std
-        } else {
-            1.0
-        };
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+        let std = var.sqrt();
+        let scale = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let noise = scale * f64::from(f32::EPSILON);
+        let real_spread = std.is_finite() && std >= f64::from(f32::MIN_POSITIVE) && std > noise;
         DenseStats {
             mean: mean as f32,
-            std: std as f32,
+            std: if real_spread { std as f32 } else { 1.0 },
         }
     }
 
+    /// `(v - mean) / std`, computed in f64 so that the difference of two large
+    /// f32 values (3e38 and -3e38) does not overflow before the division. The
+    /// result is not finite only when `v` is far outside the fitted values.
     pub fn apply(&self, v: f32) -> f32 {
-        (v - self.mean) / self.std
+        ((f64::from(v) - f64::from(self.mean)) / f64::from(self.std)) as f32
+    }
+
+    /// Whether `apply` can be trusted: a saved preprocessor edited by hand may
+    /// hold a zero or non-finite std, which would encode every value to NaN or inf.
+    fn is_usable(&self) -> bool {
+        self.mean.is_finite() && self.std.is_finite() && self.std > 0.0
     }
 }
 
@@ -216,21 +227,15 @@ impl Preprocessor {
         );
         let vocabs = &self.vocabs;
         let mut lookup = |f: usize, v: &str| vocabs.get(f).map_or(0, |voc| voc.id(v));
-        read_rows(&self.schema, src, with_labels, &mut table, &mut lookup)?;
-        self.standardise(&mut table.dense);
+        read_rows(
+            &self.schema,
+            src,
+            with_labels,
+            Some(&self.dense_stats),
+            &mut table,
+            &mut lookup,
+        )?;
         Ok(table)
-    }
-
-    fn standardise(&self, dense: &mut [f32]) {
-        let n = self.dense_stats.len();
-        if n == 0 {
-            return;
-        }
-        for row in dense.chunks_exact_mut(n) {
-            for (v, s) in row.iter_mut().zip(&self.dense_stats) {
-                *v = s.apply(*v);
-            }
-        }
     }
 
     /// Fits vocabularies and dense statistics on `rows` of `raw` (the training split).
@@ -269,8 +274,14 @@ impl Preprocessor {
         }
     }
 
-    /// Encodes `rows` of `raw` with the fitted vocabularies and statistics.
-    pub(crate) fn encode_raw(&self, raw: &RawTable, rows: &[usize]) -> EncodedTable {
+    /// Encodes `rows` of `raw` with the fitted vocabularies and statistics;
+    /// `what` names the rows (e.g. "the validation split") in errors.
+    pub(crate) fn encode_raw(
+        &self,
+        raw: &RawTable,
+        rows: &[usize],
+        what: &str,
+    ) -> Result<EncodedTable> {
         let remaps: Vec<Vec<u32>> = raw
             .interners
             .iter()
@@ -290,8 +301,16 @@ impl Preprocessor {
                 }
             }
         }
-        self.standardise(&mut out.dense);
-        out
+        let n = out.n_dense;
+        if n > 0 {
+            for row in out.dense.chunks_exact_mut(n) {
+                let fields = self.dense_stats.iter().zip(&self.schema.dense);
+                for (v, (s, field)) in row.iter_mut().zip(fields) {
+                    *v = standardise(*v, s, field.column(), || what.to_string())?;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Writes the preprocessor as JSON (atomically: readers never see half a file).
@@ -319,8 +338,37 @@ impl Preprocessor {
                 message: "vocabularies or dense statistics do not match the schema".into(),
             });
         }
+        for (s, field) in p.dense_stats.iter().zip(&p.schema.dense) {
+            if !s.is_usable() {
+                return Err(DataError::Json {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "field `{}`: dense statistics need a finite mean and a positive \
+                         finite std, got mean {} and std {}",
+                        field.name, s.mean, s.std
+                    ),
+                });
+            }
+        }
         Ok(p)
     }
+}
+
+/// One standardised value, or an error when it is not a finite f32; `what`
+/// (the file and line, or the split) is only formatted on failure.
+fn standardise(v: f32, s: &DenseStats, field: &str, what: impl FnOnce() -> String) -> Result<f32> {
+    let encoded = s.apply(v);
+    if encoded.is_finite() {
+        return Ok(encoded);
+    }
+    Err(DataError::NonFiniteEncoded {
+        what: what(),
+        field: field.to_string(),
+        value: v,
+        encoded,
+        mean: s.mean,
+        std: s.std,
+    })
 }
 
 /// Distinct values of one field, in first-seen order; code `i + 1` is `values[i]`.
@@ -366,20 +414,38 @@ impl RawTable {
         let start = self.table.n_rows;
         let interners = &mut self.interners;
         let mut intern = |f: usize, v: &str| interners.get_mut(f).map_or(0, |i| i.code(v));
-        read_rows(schema, src, true, &mut self.table, &mut intern)?;
+        read_rows(schema, src, true, None, &mut self.table, &mut intern)?;
         Ok((start..self.table.n_rows).collect())
     }
 }
 
 /// How one task's column becomes a label.
-struct LabelRule<'a> {
+pub(crate) struct LabelRule<'a> {
     task: &'a TaskSpec,
-    col: usize,
+    pub(crate) col: usize,
     positive: Option<Vec<&'a str>>,
 }
 
-impl LabelRule<'_> {
-    fn label(&self, cell: Cell<'_>, path: &Path, line: u64, buf: &mut String) -> Result<f32> {
+impl<'a> LabelRule<'a> {
+    /// The rule of `task`, reading its column of `reader`.
+    pub(crate) fn new(task: &'a TaskSpec, reader: &SourceReader) -> Result<Self> {
+        Ok(LabelRule {
+            task,
+            col: reader.column_index(&task.column)?,
+            positive: task
+                .positive
+                .as_ref()
+                .map(|p| p.iter().map(|s| s.trim()).collect()),
+        })
+    }
+
+    pub(crate) fn label(
+        &self,
+        cell: Cell<'_>,
+        path: &Path,
+        line: u64,
+        buf: &mut String,
+    ) -> Result<f32> {
         let field = &self.task.column;
         let text = cell.to_text(buf);
         if let Some(pos) = &self.positive {
@@ -419,8 +485,11 @@ impl LabelRule<'_> {
         match self.task.kind {
             TaskKind::Binary if v == 0.0 || v == 1.0 => Ok(v as f32),
             TaskKind::Binary => Err(bad("a binary label must be 0 or 1")),
-            TaskKind::Regression if v.is_finite() => Ok(v as f32),
-            TaskKind::Regression => Err(bad("a regression label must be finite")),
+            // Labels are stored as f32: 1e39 is finite as f64 but not here.
+            TaskKind::Regression if (v as f32).is_finite() => Ok(v as f32),
+            TaskKind::Regression => Err(bad(
+                "a regression label must be a finite 32-bit number (at most ±3.4e38)",
+            )),
         }
     }
 }
@@ -433,47 +502,46 @@ fn nan_label(path: &Path, line: u64, field: &str) -> DataError {
     }
 }
 
-/// Reads every row of `src` into `out`: categorical cells through `sparse_id`
-/// (0 for missing cells), numeric cells parsed with fills, labels derived.
-/// Shared by fitting (which interns) and encoding (which looks up a vocabulary).
-pub(crate) fn read_rows(
-    schema: &Schema,
-    src: &SourceSpec,
-    with_labels: bool,
-    out: &mut EncodedTable,
-    sparse_id: &mut dyn FnMut(usize, &str) -> u32,
-) -> Result<usize> {
+/// Opens `src`; a header-less file without its own column names takes the schema's.
+pub(crate) fn open_source(schema: &Schema, src: &SourceSpec) -> Result<SourceReader> {
     let mut spec = src.clone();
     if spec.columns.is_none() && !spec.header {
         spec.columns = schema.columns.clone();
     }
-    let mut reader = SourceReader::open(&spec)?;
+    SourceReader::open(&spec)
+}
+
+/// Reads every row of `src` into `out`: categorical cells through `sparse_id`
+/// (0 for missing cells), numeric cells parsed with fills (and standardised
+/// with `stats` when given), labels derived. Shared by fitting (which interns
+/// and keeps raw numbers) and encoding (which looks up a vocabulary).
+pub(crate) fn read_rows(
+    schema: &Schema,
+    src: &SourceSpec,
+    with_labels: bool,
+    stats: Option<&[DenseStats]>,
+    out: &mut EncodedTable,
+    sparse_id: &mut dyn FnMut(usize, &str) -> u32,
+) -> Result<usize> {
+    let mut reader = open_source(schema, src)?;
     let path: PathBuf = reader.path().to_path_buf();
+    let hint = |e| with_header_hint(e, &reader, schema);
 
     let sparse_cols = schema
         .sparse
         .iter()
-        .map(|f| reader.column_index(f.column()))
+        .map(|f| reader.column_index(f.column()).map_err(hint))
         .collect::<Result<Vec<_>>>()?;
     let dense_cols = schema
         .dense
         .iter()
-        .map(|f| reader.column_index(f.column()))
+        .map(|f| reader.column_index(f.column()).map_err(hint))
         .collect::<Result<Vec<_>>>()?;
     let rules = if with_labels {
         schema
             .tasks
             .iter()
-            .map(|t| {
-                Ok(LabelRule {
-                    task: t,
-                    col: reader.column_index(&t.column)?,
-                    positive: t
-                        .positive
-                        .as_ref()
-                        .map(|p| p.iter().map(|s| s.trim()).collect()),
-                })
-            })
+            .map(|t| LabelRule::new(t, &reader).map_err(hint))
             .collect::<Result<Vec<_>>>()?
     } else {
         Vec::new()
@@ -492,16 +560,26 @@ pub(crate) fn read_rows(
             };
             out.sparse.push(id);
         }
-        for (field, &c) in schema.dense.iter().zip(&dense_cols) {
+        for (j, (field, &c)) in schema.dense.iter().zip(&dense_cols).enumerate() {
+            let not_finite = |value: String| DataError::NonFinite {
+                path: path.clone(),
+                line,
+                field: field.column().to_string(),
+                value,
+            };
             let v = match row.get(c) {
                 Cell::Null => field.fill,
                 Cell::Number(v) if v.is_nan() => field.fill,
-                Cell::Number(v) => v as f32,
+                // A Parquet f64 of 1e300 is finite but becomes inf as f32.
+                Cell::Number(v) if (v as f32).is_finite() => v as f32,
+                Cell::Number(v) => return Err(not_finite(format!("{v:e}"))),
                 Cell::Text(s) if is_missing_text(s) => field.fill,
                 Cell::Text(s) => match s.parse::<f32>() {
                     Ok(v) if v.is_nan() => field.fill,
                     Ok(v) if v.is_finite() => v,
-                    _ => {
+                    // "inf", "-infinity", or a number beyond the f32 range.
+                    Ok(_) => return Err(not_finite(s.to_string())),
+                    Err(_) => {
                         return Err(DataError::BadNumber {
                             path,
                             line,
@@ -510,6 +588,12 @@ pub(crate) fn read_rows(
                         });
                     }
                 },
+            };
+            let v = match stats.and_then(|st| st.get(j)) {
+                Some(s) => standardise(v, s, field.column(), || {
+                    format!("{}:{line}", path.display())
+                })?,
+                None => v,
             };
             out.dense.push(v);
         }
@@ -521,6 +605,47 @@ pub(crate) fn read_rows(
         n += 1;
     }
     Ok(n)
+}
+
+/// Adds to a missing-column error the likely cause when the file was read
+/// with a header it may not have: the schema lists `columns` (which only name
+/// header-less files), or the "header" holds a number, as data rows do.
+fn with_header_hint(e: DataError, reader: &SourceReader, schema: &Schema) -> DataError {
+    let DataError::MissingColumn {
+        path,
+        column,
+        available,
+        ..
+    } = e
+    else {
+        return e;
+    };
+    let why = if !reader.header_was_read() {
+        None
+    } else if schema.columns.is_some() {
+        Some("the schema lists `columns`, which name the columns of files without one".to_string())
+    } else {
+        reader
+            .numeric_header_cell()
+            .map(|cell| format!("its first line holds the number {cell:?}, as data rows do"))
+    };
+    let hint = why.map_or_else(String::new, |why| {
+        let name_them = if schema.columns.is_none() {
+            " and name the columns with `columns = [...]` in the schema"
+        } else {
+            ""
+        };
+        format!(
+            "; the file may have no header row ({why}). If so, set `header = false` \
+             in the [data] section of the experiment config{name_them}"
+        )
+    });
+    DataError::MissingColumn {
+        path,
+        column,
+        available,
+        hint,
+    }
 }
 
 #[cfg(test)]

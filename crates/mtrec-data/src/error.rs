@@ -26,12 +26,30 @@ pub enum DataError {
         message: String,
     },
 
-    /// A column named by the schema is not in the file.
-    #[error("{}: no column named `{column}` (the file has: {})", path.display(), list_columns(available))]
+    /// A column named by the schema is not in the file. `hint` (empty, or a
+    /// sentence starting with "; ") says why when the cause is likely a header
+    /// setting, e.g. the first data row read as the header.
+    #[error("{}: no column named `{column}` (the file has: {}){hint}", path.display(), list_columns(available))]
     MissingColumn {
         path: PathBuf,
         column: String,
         available: Vec<String>,
+        hint: String,
+    },
+
+    /// A column name appears twice (in a CSV header, a Parquet file, or the
+    /// schema's `columns`); `first` and `second` are 1-based column numbers.
+    #[error(
+        "{}: column {column:?} appears twice in {place} (columns {first} and {second})",
+        path.display()
+    )]
+    DuplicateColumn {
+        path: PathBuf,
+        column: String,
+        /// "the header", "the file's columns", "`columns`", ...
+        place: String,
+        first: usize,
+        second: usize,
     },
 
     /// A dense field or a numeric label does not parse as a number.
@@ -41,6 +59,33 @@ pub enum DataError {
         line: u64,
         field: String,
         value: String,
+    },
+
+    /// A numeric cell holds an infinite number, or one beyond the 32-bit range
+    /// that inputs and labels are stored in.
+    #[error("{}:{line}: field `{field}`: {value:?} is not a finite 32-bit number{}", path.display(), range_note(value))]
+    NonFinite {
+        path: PathBuf,
+        line: u64,
+        field: String,
+        value: String,
+    },
+
+    /// A dense value standardised with the training statistics is not a finite
+    /// 32-bit number: it lies too far outside the training range. `what`
+    /// names the split or the file and line.
+    #[error(
+        "{what}: field `{field}`: the value {value:e} standardises to {encoded} \
+         (training mean {mean:e}, std {std:e}); it is too far from the training values \
+         for 32-bit floats"
+    )]
+    NonFiniteEncoded {
+        what: String,
+        field: String,
+        value: f32,
+        encoded: f32,
+        mean: f32,
+        std: f32,
     },
 
     /// A label is empty or NaN: we refuse to guess a target.
@@ -80,10 +125,38 @@ pub enum DataError {
     /// A file or split that must hold rows holds none.
     #[error("{what}: no rows")]
     Empty { what: String },
+
+    /// The tasks break what the model or the training scheme assumes about them: a kind or a
+    /// count (no file to name), or rows (the file and the first offending line).
+    #[error("{}{message}", place(path.as_deref(), *line))]
+    TaskAssumption {
+        path: Option<PathBuf>,
+        line: Option<u64>,
+        message: String,
+    },
+}
+
+/// `path:line: `, `path: ` or nothing, as much of a place as the error has.
+fn place(path: Option<&std::path::Path>, line: Option<u64>) -> String {
+    match (path, line) {
+        (Some(p), Some(l)) => format!("{}:{l}: ", p.display()),
+        (Some(p), None) => format!("{}: ", p.display()),
+        (None, _) => String::new(),
+    }
 }
 
 /// The crate's result type.
 pub type Result<T> = std::result::Result<T, DataError>;
+
+/// "1e39" is a number, just not one an f32 holds: say what the range is.
+fn range_note(value: &str) -> &'static str {
+    let v = value.trim_start_matches(['+', '-']).to_ascii_lowercase();
+    if v.starts_with("inf") {
+        ""
+    } else {
+        " (32-bit floats reach ±3.4e38)"
+    }
+}
 
 /// Long headers would drown the message; the first few names are enough to spot a typo.
 fn list_columns(cols: &[String]) -> String {
@@ -142,6 +215,7 @@ mod tests {
             path: "a.csv".into(),
             column: "clik".into(),
             available: (0..20).map(|i| format!("c{i}")).collect(),
+            hint: String::new(),
         };
         let s = e.to_string();
         assert!(s.starts_with("a.csv: no column named `clik`"), "{s}");

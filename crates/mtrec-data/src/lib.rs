@@ -31,6 +31,7 @@ pub mod source;
 pub mod split;
 pub mod synthetic;
 pub mod table;
+pub mod task_checks;
 
 pub use batch::{Batch, BatchIter, batches};
 pub use census::{CensusConfig, census_schema};
@@ -44,3 +45,6 @@ pub use source::{Format, SourceReader, SourceSpec};
 pub use split::split_indices;
 pub use synthetic::{SyntheticConfig, SyntheticData};
 pub use table::EncodedTable;
+pub use task_checks::{
+    TaskRequirement, TaskRule, check_eval_rows, check_task_kinds, check_task_rows,
+};

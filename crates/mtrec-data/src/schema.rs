@@ -323,12 +323,8 @@ impl Schema {
         }
 
         if let Some(cols) = &self.columns {
-            let mut seen = HashSet::new();
-            for c in cols {
-                if !seen.insert(c.as_str()) {
-                    return fail(format!("`columns` names `{c}` twice"));
-                }
-            }
+            crate::source::check_unique(Path::new(origin), cols, "`columns`")?;
+            let seen: HashSet<&str> = cols.iter().map(String::as_str).collect();
             let used = inputs
                 .map(|(_, c)| c)
                 .chain(self.tasks.iter().map(|t| t.column.as_str()));

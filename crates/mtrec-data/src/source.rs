@@ -8,7 +8,18 @@
 //! CSV files may be gzip-compressed (recognised by their first bytes, so a
 //! `.gz` name is not required) and may lack a header; values are trimmed,
 //! because the Census files separate fields with `", "`.
+//!
+//! Line numbers in errors are those a text editor shows, whatever the line
+//! ending (`\n`, `\r\n` or a lone `\r`, see [`lines`]); a record whose quoted
+//! field spans several lines is reported at the line where it starts.
+//!
+//! Column names must be unique: with a name twice, "the column `price`" would
+//! silently mean the first one, and a stale copy of a label column placed
+//! first would train every model on the wrong target.
 
+mod lines;
+
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -25,6 +36,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
+use lines::LineCounting;
 
 /// On-disk layout of a data file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,7 +204,8 @@ enum RowData<'a> {
 }
 
 impl<'a> Row<'a> {
-    /// 1-based line in the file (header counted), or 1-based row for Parquet.
+    /// 1-based line in the file as an editor shows it (header counted; for a
+    /// record spanning lines, the line it starts on), or 1-based row for Parquet.
     pub fn line(&self) -> u64 {
         self.line
     }
@@ -323,12 +336,16 @@ const PARQUET_BATCH: usize = 8192;
 pub struct SourceReader {
     path: PathBuf,
     columns: Vec<String>,
+    /// A cell of the CSV header line that reads as a number, hinting that the
+    /// "header" is really the first data row (`None` unless `header_read`).
+    numeric_header_cell: Option<String>,
+    header_read: bool,
     inner: Inner,
 }
 
 enum Inner {
     Csv {
-        reader: Box<csv::Reader<Box<dyn Read>>>,
+        reader: Box<csv::Reader<LineCounting<Box<dyn Read>>>>,
         record: csv::StringRecord,
     },
     Parquet {
@@ -359,6 +376,18 @@ impl SourceReader {
         &self.columns
     }
 
+    /// Whether the column names come from the file's first line (a CSV file
+    /// read with a header and no names given in its place).
+    pub(crate) fn header_was_read(&self) -> bool {
+        self.header_read
+    }
+
+    /// A cell of the header line that reads as a number, if any: column names
+    /// rarely do, data rows often do.
+    pub(crate) fn numeric_header_cell(&self) -> Option<&str> {
+        self.numeric_header_cell.as_deref()
+    }
+
     /// The index of a named column, or an error naming the column and the file.
     /// For Parquet it also refuses column types we cannot turn into text or
     /// numbers (dates, lists, ...), so that they fail here and not as silent nulls.
@@ -368,6 +397,7 @@ impl SourceReader {
                 path: self.path.clone(),
                 column: name.to_string(),
                 available: self.columns.clone(),
+                hint: String::new(),
             }
         })?;
         if let Inner::Parquet { kinds, .. } = &self.inner
@@ -386,13 +416,14 @@ impl SourceReader {
         let n_cols = self.columns.len();
         match &mut self.inner {
             Inner::Csv { reader, record } => {
-                let more = reader
-                    .read_record(record)
-                    .map_err(|e| csv_error(&self.path, e))?;
+                let more = match reader.read_record(record) {
+                    Ok(more) => more,
+                    Err(e) => return Err(csv_error(&self.path, e, reader.get_mut())),
+                };
                 if !more {
                     return Ok(None);
                 }
-                let line = record.position().map_or(0, |p| p.line());
+                let line = record_line(record.position(), reader.get_mut());
                 if record.len() != n_cols {
                     return Err(DataError::Csv {
                         path: self.path.clone(),
@@ -455,14 +486,20 @@ fn batch_columns(batch: &RecordBatch, kinds: &[Kind]) -> Vec<ParquetColumn> {
         .collect()
 }
 
-fn csv_error(path: &Path, e: csv::Error) -> DataError {
-    let line = e.position().map_or(0, |p| p.line());
+/// The editor line of a record, from the byte offset the csv crate gives (its
+/// own line count is wrong for CRLF files, see [`lines`]).
+fn record_line<R: Read>(pos: Option<&csv::Position>, lines: &mut LineCounting<R>) -> u64 {
+    pos.map_or(0, |p| lines.line_at(p.byte()))
+}
+
+fn csv_error<R: Read>(path: &Path, e: csv::Error, lines: &mut LineCounting<R>) -> DataError {
+    let line = record_line(e.position(), lines);
     let message = e.to_string();
     match e.into_kind() {
         csv::ErrorKind::Io(source) => DataError::io(path, source),
         csv::ErrorKind::Utf8 { pos, err } => DataError::Csv {
             path: path.to_path_buf(),
-            line: pos.map_or(line, |p| p.line()),
+            line: pos.map_or(line, |p| lines.line_at(p.byte())),
             message: format!("invalid UTF-8 in field {}", err.field() + 1),
         },
         _ => DataError::Csv {
@@ -471,6 +508,24 @@ fn csv_error(path: &Path, e: csv::Error) -> DataError {
             message,
         },
     }
+}
+
+/// Refuses a list of column names with a name twice, naming both 1-based positions.
+pub(crate) fn check_unique(path: &Path, names: &[String], place: &str) -> Result<()> {
+    let mut first_at: HashMap<&str, usize> = HashMap::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        if let Some(&first) = first_at.get(name.as_str()) {
+            return Err(DataError::DuplicateColumn {
+                path: path.to_path_buf(),
+                column: name.clone(),
+                place: place.to_string(),
+                first: first + 1,
+                second: i + 1,
+            });
+        }
+        first_at.insert(name, i);
+    }
+    Ok(())
 }
 
 /// Opens a file for reading, decompressing it when it starts with the gzip magic bytes.
@@ -487,7 +542,7 @@ pub(crate) fn open_maybe_gz(path: &Path) -> Result<Box<dyn Read>> {
 
 fn open_csv(spec: &SourceSpec) -> Result<SourceReader> {
     let path = spec.path.clone();
-    let input = open_maybe_gz(&path)?;
+    let input = LineCounting::new(open_maybe_gz(&path)?);
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(spec.separator)
         .has_headers(spec.header)
@@ -495,12 +550,16 @@ fn open_csv(spec: &SourceSpec) -> Result<SourceReader> {
         .buffer_capacity(1 << 16)
         .from_reader(input);
     // Without a header this peeks at the first record, which is still returned as a row.
-    let first = reader.headers().map_err(|e| csv_error(&path, e))?.clone();
+    let first = match reader.headers() {
+        Ok(first) => first.clone(),
+        Err(e) => return Err(csv_error(&path, e, reader.get_mut())),
+    };
+    let header_line = record_line(first.position(), reader.get_mut()).max(1);
     let columns: Vec<String> = match (&spec.columns, spec.header) {
         (Some(names), true) if !first.is_empty() && names.len() != first.len() => {
             return Err(DataError::Csv {
                 path,
-                line: 1,
+                line: header_line,
                 message: format!(
                     "the header has {} fields but {} column names were given",
                     first.len(),
@@ -512,9 +571,26 @@ fn open_csv(spec: &SourceSpec) -> Result<SourceReader> {
         (None, true) => first.iter().map(|s| s.trim().to_string()).collect(),
         (None, false) => (0..first.len()).map(|i| format!("c{i}")).collect(),
     };
+    let header_read = spec.header && spec.columns.is_none();
+    let place = if header_read {
+        "the header"
+    } else {
+        "the given column names"
+    };
+    check_unique(&path, &columns, place)?;
+    let numeric_header_cell = header_read
+        .then(|| {
+            columns
+                .iter()
+                .find(|c| c.parse::<f64>().is_ok_and(f64::is_finite))
+                .cloned()
+        })
+        .flatten();
     Ok(SourceReader {
         path,
         columns,
+        numeric_header_cell,
+        header_read,
         inner: Inner::Csv {
             reader: Box::new(reader),
             record: csv::StringRecord::new(),
@@ -547,8 +623,14 @@ fn open_parquet(spec: &SourceSpec) -> Result<SourceReader> {
                 ),
             });
         }
-        Some(names) => names.clone(),
-        None => file_names,
+        Some(names) => {
+            check_unique(&path, names, "the given column names")?;
+            names.clone()
+        }
+        None => {
+            check_unique(&path, &file_names, "the file's columns")?;
+            file_names
+        }
     };
     let kinds = schema
         .fields()
@@ -558,6 +640,8 @@ fn open_parquet(spec: &SourceSpec) -> Result<SourceReader> {
     Ok(SourceReader {
         path,
         columns,
+        numeric_header_cell: None,
+        header_read: false,
         inner: Inner::Parquet {
             batches,
             kinds,

@@ -9,7 +9,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::store::{
+    ApplyError, ApplyResult, ModuleSnapshot, SafetensorsStore, SafetensorsStoreError,
+};
+use burn::tensor::DType;
 use mtrec_data::Preprocessor;
 use serde::{Deserialize, Serialize};
 
@@ -182,31 +185,201 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, Engine
     })
 }
 
-/// Fills `model` from a safetensors file that must hold every one of its parameters.
+/// Fills `model` from a safetensors file that must hold every one of its parameters, and
+/// nothing else.
 fn load_weights(model: &mut mtrec_arch::Model, weights: &Path) -> Result<(), EngineError> {
     if !weights.is_file() {
         return Err(ck_err(weights, "missing weights file"));
     }
-    let mut store = SafetensorsStore::from_file(weights);
-    let applied = model
-        .load_from(&mut store)
-        .map_err(|e| ck_err(weights, e))?;
-    if !applied.missing.is_empty() || !applied.errors.is_empty() {
-        return Err(ck_err(
+    // Unvalidated, partial loading hands every disagreement back as data in the `ApplyResult`
+    // rather than as an error whose text is burn's debug output; `mismatch` words it.
+    let mut store = SafetensorsStore::from_file(weights)
+        .validate(false)
+        .allow_partial(true);
+    let applied = model.load_from(&mut store).map_err(|e| match e {
+        SafetensorsStoreError::Safetensors(e) => ck_err(
             weights,
-            format!(
-                "weights do not match the model: {} missing ({}), {} errors",
-                applied.missing.len(),
-                applied
-                    .missing
-                    .iter()
-                    .take(3)
-                    .map(|(k, _)| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                applied.errors.len()
-            ),
-        ));
+            format!("not a readable safetensors file ({e}); it is likely damaged or truncated"),
+        ),
+        e => ck_err(weights, e),
+    })?;
+    match mismatch(&applied) {
+        Some(message) => Err(ck_err(weights, message)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// One line on how a weights file and the model rebuilt from the checkpoint's config and
+/// vocabularies disagree, or `None` when every tensor loaded. The first disagreement is
+/// spelt out and the rest counted: one names the cause, and a changed embedding dimension
+/// alone moves the shape of every layer it feeds.
+fn mismatch(applied: &ApplyResult) -> Option<String> {
+    let changed = format!(
+        "{CONFIG_FILE} (e.g. the embedding dim or layer sizes) or a vocabulary in \
+         {PREPROCESSOR_FILE} was likely changed since training"
+    );
+    let (what, cause) = if let Some(error) = applied.errors.first() {
+        match error {
+            ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => (
+                format!(
+                    "tensor `{path}` expected shape {:?}, found {:?}",
+                    expected.as_slice(),
+                    found.as_slice()
+                ),
+                changed,
+            ),
+            ApplyError::DTypeMismatch {
+                path,
+                expected,
+                found,
+            } => (
+                format!(
+                    "tensor `{path}` expected {} values, found {}",
+                    dtype_name(expected),
+                    dtype_name(found)
+                ),
+                "the file was likely written by another program, or modified".to_string(),
+            ),
+            ApplyError::AdapterError { path, .. } | ApplyError::LoadError { path, .. } => (
+                format!("tensor `{path}` cannot be read"),
+                "the file is likely damaged or truncated".to_string(),
+            ),
+        }
+    } else if let Some((path, _)) = applied.missing.first() {
+        (format!("tensor `{path}` is missing from the file"), changed)
+    } else if let Some(path) = applied.unused.first() {
+        (
+            format!("tensor `{path}` in the file has no place in the model"),
+            changed,
+        )
+    } else {
+        return None;
+    };
+    let others = applied.errors.len() + applied.missing.len() + applied.unused.len() - 1;
+    let more = match others {
+        0 => String::new(),
+        1 => " (and 1 more tensor)".to_string(),
+        n => format!(" (and {n} more tensors)"),
+    };
+    Some(format!(
+        "the weights do not fit the model rebuilt from {CONFIG_FILE} and {PREPROCESSOR_FILE}: \
+         {what}{more}; {cause}"
+    ))
+}
+
+/// A data type as written in safetensors headers and numpy (`f32`, `i64`).
+fn dtype_name(dtype: &DType) -> String {
+    match dtype {
+        DType::Bool(_) => "bool".to_string(),
+        DType::QFloat(_) => "quantized".to_string(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Shape;
+
+    use super::*;
+
+    fn result(errors: Vec<ApplyError>, missing: &[&str], unused: &[&str]) -> ApplyResult {
+        ApplyResult {
+            applied: vec!["Moe.towers.weight".into()],
+            skipped: Vec::new(),
+            missing: missing
+                .iter()
+                .map(|p| (p.to_string(), "Struct:Moe".to_string()))
+                .collect(),
+            unused: unused.iter().map(|p| p.to_string()).collect(),
+            errors,
+        }
+    }
+
+    fn assert_one_clean_line(message: &str) {
+        assert!(!message.contains('\n'), "{message}");
+        assert!(
+            !message.contains('{') && !message.contains("Shape") && !message.contains("dims"),
+            "debug output in: {message}"
+        );
+    }
+
+    #[test]
+    fn a_complete_load_is_no_mismatch() {
+        assert_eq!(mismatch(&result(Vec::new(), &[], &[])), None);
+    }
+
+    #[test]
+    fn shape_mismatch_names_the_tensor_both_shapes_and_the_cause() {
+        let errors = (0..3)
+            .map(|i| ApplyError::ShapeMismatch {
+                path: format!("Moe.layer{i}.weight"),
+                expected: Shape::new([10, 24]),
+                found: Shape::new([10, 16]),
+            })
+            .collect();
+        let m = mismatch(&result(errors, &[], &[])).unwrap();
+        assert_eq!(
+            m,
+            "the weights do not fit the model rebuilt from config.toml and preprocessor.json: \
+             tensor `Moe.layer0.weight` expected shape [10, 24], found [10, 16] (and 2 more \
+             tensors); config.toml (e.g. the embedding dim or layer sizes) or a vocabulary in \
+             preprocessor.json was likely changed since training"
+        );
+        assert_one_clean_line(&m);
+    }
+
+    #[test]
+    fn missing_and_unused_tensors_are_named() {
+        let m = mismatch(&result(
+            Vec::new(),
+            &["Moe.towers.1.weight", "Moe.towers.1.bias"],
+            &[],
+        ))
+        .unwrap();
+        assert!(
+            m.contains("tensor `Moe.towers.1.weight` is missing from the file (and 1 more tensor)"),
+            "{m}"
+        );
+        assert!(m.contains("was likely changed since training"), "{m}");
+        assert_one_clean_line(&m);
+        let m = mismatch(&result(Vec::new(), &[], &["Moe.extra.weight"])).unwrap();
+        assert!(
+            m.contains("tensor `Moe.extra.weight` in the file has no place in the model;"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn dtype_and_read_errors_say_the_file_is_at_fault() {
+        let m = mismatch(&result(
+            vec![ApplyError::DTypeMismatch {
+                path: "Moe.gate.bias".into(),
+                expected: DType::F32,
+                found: DType::I32,
+            }],
+            &[],
+            &[],
+        ))
+        .unwrap();
+        assert!(m.contains("tensor `Moe.gate.bias` expected f32 values, found i32; the file was likely written by another program"), "{m}");
+        assert_one_clean_line(&m);
+        let m = mismatch(&result(
+            vec![ApplyError::LoadError {
+                path: "Moe.gate.bias".into(),
+                message: "Failed to load tensor data: Io { kind: UnexpectedEof }".into(),
+            }],
+            &[],
+            &[],
+        ))
+        .unwrap();
+        assert!(
+            m.contains("tensor `Moe.gate.bias` cannot be read; the file is likely damaged"),
+            "{m}"
+        );
+        assert_one_clean_line(&m);
+    }
 }

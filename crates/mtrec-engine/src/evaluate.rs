@@ -25,7 +25,9 @@ pub struct EvalReport {
     /// so not part of the loss or of model selection.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub derived: Vec<TaskReport>,
-    /// The weighted loss (logloss for binary tasks, MSE for regression), as trained.
+    /// `sum_k w_k L_k` (logloss for binary tasks, MSE for regression) with the weights passed
+    /// to [`evaluate`]: in training, the fixed weights model selection uses (see
+    /// [`crate::Monitor::Loss`]), so the figure compares across epochs and runs.
     pub loss: f64,
 }
 

@@ -9,8 +9,10 @@ use mtrec_arch::Model;
 use mtrec_data::{Batch, Dataset, EncodedTable, TaskKind, batches};
 use serde::{Deserialize, Serialize};
 
-use crate::scheme::{Predictor, model_meta, trainer};
-use crate::{EngineError, EvalReport, Event, ExperimentConfig, Monitor, Observer, evaluate};
+use crate::scheme::{Predictor, Trainer, model_meta, trainer};
+use crate::{
+    EngineError, EvalReport, Event, ExperimentConfig, Monitor, Observer, TrainConfig, evaluate,
+};
 
 /// One epoch of the training history.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,7 +32,8 @@ pub struct TrainOutcome {
     /// The best epoch's model, in validation mode (no autodiff).
     pub model: Predictor,
     pub history: Vec<EpochRecord>,
-    /// The per-task weights of the loss at the end of training (learnt ones included).
+    /// The weighting's per-task weights at the end of training (learnt ones included), for
+    /// the report; the validation and test losses use the fixed selection weights instead.
     pub loss_weights: Vec<f64>,
     /// What a scheme did before the epochs (LT4Rec's pruning rounds); empty for most.
     pub prepare_log: Vec<serde_json::Value>,
@@ -41,6 +44,27 @@ pub struct TrainOutcome {
     /// such as LT4Rec's pruning rounds, excluded: the wall time has them).
     pub train_seconds: f64,
     pub examples_per_second: f64,
+}
+
+impl TrainOutcome {
+    /// Whether the kept epoch is the last one run. Early stopping ends a run only after
+    /// `patience` epochs without improvement, so this means the run hit `train.epochs` while
+    /// the monitored figure was still improving: the model is likely undertrained.
+    pub fn best_epoch_is_last(&self) -> bool {
+        self.best_epoch == self.history.len()
+    }
+
+    /// The advice to give when [`TrainOutcome::best_epoch_is_last`]; `None` otherwise.
+    pub fn undertrained_hint(&self) -> Option<String> {
+        self.best_epoch_is_last().then(|| {
+            format!(
+                "the best epoch is the last one ({} of {}): validation was still improving when \
+                 training stopped; raise train.epochs so that early stopping ends the run",
+                self.best_epoch,
+                self.history.len()
+            )
+        })
+    }
 }
 
 /// Builds the model the config describes (seeded) and trains it.
@@ -60,7 +84,11 @@ pub fn train(
     fit(model, cfg, data, device, observer)
 }
 
-/// The figure model selection follows, as "bigger is better".
+/// The figure model selection follows, as "bigger is better". The validation loss in
+/// `report` must be weighted by [`WeightingConfig::selection_weights`], so that an epoch's
+/// score depends on its model only (see [`Monitor::Loss`]).
+///
+/// [`WeightingConfig::selection_weights`]: mtrec_weighting::WeightingConfig::selection_weights
 fn score(monitor: &Monitor, report: &EvalReport) -> Result<f64, EngineError> {
     match monitor {
         // Without any AUC (no binary task, or single-class validation labels) the loss decides.
@@ -138,6 +166,7 @@ pub fn fit(
         Monitor::Auto => Monitor::Loss,
         m => m.clone(),
     };
+    let selection_weights = cfg.weighting.selection_weights(names)?;
     let ad_device = device.clone().autodiff();
     let mut stepper = trainer(model, cfg, data, &ad_device)?;
     let prepare_log = stepper.prepare(data, observer)?;
@@ -172,16 +201,7 @@ pub fn fit(
         examples += seen;
         let stats = stepper.end_epoch(data)?;
 
-        let snapshot = stepper.predictor();
-        let valid = evaluate(
-            &snapshot,
-            &data.valid,
-            names,
-            kinds,
-            &stepper.eval_weights(),
-            t.eval_batch_size,
-            device,
-        )?;
+        let (snapshot, valid) = validate(stepper.as_ref(), data, &selection_weights, t, device)?;
         let s = score(&monitor, &valid)?;
         let improved = best.as_ref().is_none_or(|(b, _, _)| s > *b);
         let train_loss = loss_sum / seen.max(1) as f64;
@@ -216,31 +236,113 @@ pub fn fit(
             "train.epochs must be at least 1".into(),
         ));
     };
-    let weights = stepper.eval_weights();
     let valid = history[best_epoch - 1].valid.clone();
     observer.on_event(&Event::Evaluating { split: "test" });
+    // The test loss is weighted as the validation loss was, so the two compare.
     let test = if data.test.n_rows > 0 {
         evaluate(
             &best_model,
             &data.test,
             names,
             kinds,
-            &weights,
+            &selection_weights,
             t.eval_batch_size,
             device,
         )?
     } else {
         EvalReport::default()
     };
-    Ok(TrainOutcome {
+    let outcome = TrainOutcome {
         model: best_model,
         history,
         prepare_log,
-        loss_weights: weights,
+        loss_weights: stepper.eval_weights(),
         best_epoch,
         valid,
         test,
         train_seconds,
         examples_per_second: examples as f64 / train_seconds.max(1e-9),
-    })
+    };
+    if let Some(hint) = outcome.undertrained_hint() {
+        tracing::warn!("{hint}");
+    }
+    Ok(outcome)
+}
+
+/// The model as it stands and its validation report, whose loss is weighted by
+/// `selection_weights` rather than by the trainer's current (possibly learnt) weights.
+fn validate(
+    trainer: &dyn Trainer,
+    data: &Dataset,
+    selection_weights: &[f64],
+    t: &TrainConfig,
+    device: &Device,
+) -> Result<(Predictor, EvalReport), EngineError> {
+    let meta = data.meta();
+    let snapshot = trainer.predictor();
+    let report = evaluate(
+        &snapshot,
+        &data.valid,
+        &meta.task_names,
+        &meta.task_kinds,
+        selection_weights,
+        t.eval_batch_size,
+        device,
+    )?;
+    Ok((snapshot, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(weighting: &str) -> ExperimentConfig {
+        let text = format!(
+            "[data]\nkind = \"synthetic\"\ndim = 8\nn_train = 64\nn_valid = 50\nn_test = 0\nseed = 1\n\
+             [model]\nkind = \"shared-bottom\"\nbottom = [8]\ntower = [4]\n\
+             [weighting]\n{weighting}\n"
+        );
+        ExperimentConfig::from_toml_str(&text, Path::new("inline.toml")).unwrap()
+    }
+
+    /// One model under two uncertainty weightings whose log-variances differ (`s = -0.5` and
+    /// `s = 2`, i.e. weights 0.82 and 0.068): what they learnt must not change the figure the
+    /// epoch is selected on, which is the plain mean of the two tasks' MSEs.
+    #[test]
+    fn loss_monitor_does_not_depend_on_learnt_weights() {
+        let device = crate::default_device();
+        let low = config("kind = \"uncertainty\"\ninit = -0.5");
+        let high = config("kind = \"uncertainty\"\ninit = 2.0");
+        let data = mtrec_data::load(&low.data, Path::new(".")).unwrap();
+        let ad = device.clone().autodiff();
+        let model = mtrec_arch::build(&low.model, &low.embedding, &data.meta(), &ad).unwrap();
+        let a = trainer(model.clone(), &low, &data, &ad).unwrap();
+        let b = trainer(model, &high, &data, &ad).unwrap();
+        assert!(
+            (a.eval_weights()[0] - b.eval_weights()[0]).abs() > 0.5,
+            "the two weightings must differ for the test to mean anything"
+        );
+        let selection = low
+            .weighting
+            .selection_weights(&data.meta().task_names)
+            .unwrap();
+        assert_eq!(
+            selection,
+            high.weighting
+                .selection_weights(&data.meta().task_names)
+                .unwrap()
+        );
+        let (_, ra) = validate(a.as_ref(), &data, &selection, &low.train, &device).unwrap();
+        let (_, rb) = validate(b.as_ref(), &data, &selection, &high.train, &device).unwrap();
+        let mse = |r: &EvalReport, k: usize| r.tasks[k].metrics.mse.unwrap();
+        assert_eq!(mse(&ra, 0), mse(&rb, 0));
+        let mean = 0.5 * (mse(&ra, 0) + mse(&ra, 1));
+        assert!((ra.loss - mean).abs() < 1e-12, "{} vs {mean}", ra.loss);
+        assert_eq!(
+            score(&Monitor::Loss, &ra).unwrap(),
+            score(&Monitor::Loss, &rb).unwrap()
+        );
+    }
 }

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use mtrec_engine::{ExperimentConfig, NullObserver, default_device, train};
+use mtrec_engine::{ExperimentConfig, NullObserver, check_tasks, default_device, train};
 
 /// A tiny deterministic generator (no test-only dependency): xorshift64*.
 struct Rng(u64);
@@ -51,17 +51,25 @@ fn base_rate_logloss(labels: &[f32], rate: f64) -> f64 {
         / labels.len() as f64
 }
 
+/// The schema of the generated logs, tasks in `order`.
+fn write_schema(path: &Path, order: [&str; 2]) {
+    std::fs::write(
+        path,
+        format!(
+            "[[sparse]]\nname = \"cat\"\n[[dense]]\nname = \"x0\"\n[[dense]]\nname = \"x1\"\n\
+             [[dense]]\nname = \"x2\"\n[[tasks]]\nname = \"{0}\"\nkind = \"binary\"\n\
+             [[tasks]]\nname = \"{1}\"\nkind = \"binary\"\n",
+            order[0], order[1]
+        ),
+    )
+    .unwrap();
+}
+
 #[test]
 fn esmm_learns_both_entire_space_tasks_and_reports_cvr_on_clicks() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("schema.toml"),
-        "[[sparse]]\nname = \"cat\"\n[[dense]]\nname = \"x0\"\n[[dense]]\nname = \"x1\"\n\
-         [[dense]]\nname = \"x2\"\n[[tasks]]\nname = \"click\"\nkind = \"binary\"\ncolumn = \"click\"\n\
-         [[tasks]]\nname = \"conversion\"\nkind = \"binary\"\ncolumn = \"conversion\"\n",
-    )
-    .unwrap();
+    write_schema(&d.join("schema.toml"), ["click", "conversion"]);
     write_logs(&d.join("train.csv"), 6000, 1);
     write_logs(&d.join("test.csv"), 3000, 2);
     let text = format!(
@@ -72,6 +80,7 @@ fn esmm_learns_both_entire_space_tasks_and_reports_cvr_on_clicks() {
     );
     let cfg = ExperimentConfig::from_toml_str(&text, Path::new("esmm.toml")).unwrap();
     let data = mtrec_data::load(&cfg.data, Path::new(".")).unwrap();
+    check_tasks(&cfg, &data, Path::new(".")).expect("conversions only ever on a click");
     let outcome = train(&cfg, &data, &default_device(), &mut NullObserver).unwrap();
     for (t, task) in outcome.test.tasks.iter().enumerate() {
         let train_labels = data.train.labels_of_task(t);
@@ -98,4 +107,44 @@ fn esmm_learns_both_entire_space_tasks_and_reports_cvr_on_clicks() {
         "CVR AUC on clicked rows {:?}",
         cvr.auc
     );
+}
+
+/// Listed conversion first, the same logs break ESMM's "no conversion without a click" from the
+/// other side: every click without a conversion is a breach. The check refuses them before
+/// training, naming the training file's first such line (counted here independently).
+#[test]
+fn esmm_refuses_tasks_listed_conversion_first_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_schema(&d.join("schema.toml"), ["conversion", "click"]);
+    write_logs(&d.join("train.csv"), 400, 3);
+    let text = std::fs::read_to_string(d.join("train.csv")).unwrap();
+    let breaches: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.ends_with(",1,0"))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert!(!breaches.is_empty());
+    let cfg = ExperimentConfig::from_toml_str(
+        &format!(
+            "[data]\nkind = \"files\"\nschema = \"{0}/schema.toml\"\ntrain = \"{0}/train.csv\"\n\
+             [model]\nkind = \"esmm\"\ntower = [4]\n",
+            d.display()
+        ),
+        Path::new("esmm.toml"),
+    )
+    .unwrap();
+    let data = mtrec_data::load(&cfg.data, Path::new(".")).unwrap();
+    let e = check_tasks(&cfg, &data, Path::new("."))
+        .unwrap_err()
+        .to_string();
+    let expected = format!(
+        "{}:{}: task `click` is 1 but task `conversion` is 0 ({} such rows in this file)",
+        d.join("train.csv").display(),
+        breaches[0],
+        breaches.len()
+    );
+    assert!(e.starts_with(&expected), "{e}");
+    assert!(e.contains("wrong order"), "{e}");
 }

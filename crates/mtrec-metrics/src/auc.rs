@@ -153,7 +153,7 @@ mod tests {
         );
         assert_eq!(
             auc(&[0.1, f32::NAN], &[1.0, 0.0]),
-            Err(MetricError::NonFinite { index: 1 })
+            Err(MetricError::non_finite(1, false))
         );
     }
 

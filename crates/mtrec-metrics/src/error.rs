@@ -27,12 +27,60 @@ pub enum MetricError {
     /// No examples at all.
     #[error("cannot compute a metric over zero examples")]
     Empty,
-    /// A prediction or label is NaN or infinite.
-    #[error("non-finite prediction or label at index {index}")]
+    /// A prediction or label is NaN or infinite. The message names which and the row
+    /// (1-based within the split) so a user can tell a diverged model from a bad label.
+    #[error("{operand} of row {row} is not finite (NaN or infinite){}", operand.cause())]
     NonFinite {
-        /// Position of the first offending example.
+        /// Position of the first offending example, 0-based.
         index: usize,
+        /// 1-based row, for the message.
+        row: usize,
+        /// Whether the prediction or the label is non-finite (the prediction when both are).
+        operand: Operand,
     },
+}
+
+/// Which input of a metric was bad.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    Prediction,
+    Label,
+}
+
+impl Operand {
+    fn cause(self) -> &'static str {
+        match self {
+            Operand::Prediction => {
+                ": the model's output is non-finite; training diverged (lower the learning \
+                 rate) or an input feature is non-finite"
+            }
+            Operand::Label => "",
+        }
+    }
+}
+
+impl std::fmt::Display for Operand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Operand::Prediction => "the prediction",
+            Operand::Label => "the label",
+        })
+    }
+}
+
+impl MetricError {
+    /// The `NonFinite` error for example `index`, naming the prediction when it is bad.
+    pub(crate) fn non_finite(index: usize, prediction_is_finite: bool) -> Self {
+        MetricError::NonFinite {
+            index,
+            row: index + 1,
+            operand: if prediction_is_finite {
+                Operand::Label
+            } else {
+                Operand::Prediction
+            },
+        }
+    }
 }
 
 /// Checks what every metric requires of its inputs, in this order: equal
@@ -52,7 +100,7 @@ pub(crate) fn check_inputs(preds: &[f32], labels: &[f32]) -> Result<(), MetricEr
         .zip(labels)
         .position(|(p, y)| !p.is_finite() || !y.is_finite())
     {
-        Some(index) => Err(MetricError::NonFinite { index }),
+        Some(index) => Err(MetricError::non_finite(index, preds[index].is_finite())),
         None => Ok(()),
     }
 }
@@ -73,7 +121,11 @@ mod tests {
         assert_eq!(check_inputs(&[], &[]), Err(MetricError::Empty));
         assert_eq!(
             check_inputs(&[0.1, 0.2, f32::NAN], &[0.0, f32::INFINITY, 1.0]),
-            Err(MetricError::NonFinite { index: 1 })
+            Err(MetricError::non_finite(1, true))
+        );
+        assert_eq!(
+            check_inputs(&[0.1, f32::NAN], &[0.0, f32::NAN]),
+            Err(MetricError::non_finite(1, false))
         );
         assert_eq!(check_inputs(&[0.1, 0.2], &[0.0, 1.0]), Ok(()));
     }
@@ -93,7 +145,14 @@ mod tests {
             labels: 4,
         };
         assert_eq!(e.to_string(), "length mismatch: 3 predictions but 4 labels");
-        let e = MetricError::NonFinite { index: 5 };
-        assert_eq!(e.to_string(), "non-finite prediction or label at index 5");
+        let e = MetricError::non_finite(5, true);
+        assert_eq!(e.to_string(), "the label of row 6 is not finite (NaN or infinite)");
+        let e = MetricError::non_finite(0, false);
+        assert_eq!(
+            e.to_string(),
+            "the prediction of row 1 is not finite (NaN or infinite): the model's output is \
+             non-finite; training diverged (lower the learning rate) or an input feature is \
+             non-finite"
+        );
     }
 }

@@ -23,7 +23,7 @@ pub mod mse;
 pub mod task;
 
 pub use auc::auc;
-pub use error::MetricError;
+pub use error::{MetricError, Operand};
 pub use logloss::logloss;
 pub use mse::mse;
 pub use task::{

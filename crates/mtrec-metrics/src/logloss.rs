@@ -77,7 +77,7 @@ mod tests {
         );
         assert_eq!(
             logloss(&[0.5, f32::INFINITY], &[1.0, 0.0]),
-            Err(MetricError::NonFinite { index: 1 })
+            Err(MetricError::non_finite(1, false))
         );
     }
 }

@@ -48,7 +48,7 @@ mod tests {
         );
         assert_eq!(
             mse(&[f32::NAN], &[1.0]),
-            Err(MetricError::NonFinite { index: 0 })
+            Err(MetricError::non_finite(0, false))
         );
     }
 }

@@ -2,6 +2,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{FixedWeights, Weighting, WeightingError};
+
 /// The `[weighting]` section of an experiment config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -58,6 +60,55 @@ impl WeightingConfig {
             WeightingConfig::Fixed { .. } => "fixed",
             WeightingConfig::Uncertainty { .. } => "uncertainty",
             WeightingConfig::MetaBalance { .. } => "meta-balance",
+        }
+    }
+
+    /// The per-task weights of the validation loss that model selection compares across
+    /// epochs: a fixed weighting's own weights (`1/T` each unless named), for every other
+    /// weighting `1/T` each. Never a learnt or adaptive weighting's current weights: those move
+    /// during training, so the same task losses would score better or worse depending on the
+    /// epoch, and selection would follow the weights rather than the model.
+    pub fn selection_weights(&self, task_names: &[String]) -> Result<Vec<f64>, WeightingError> {
+        match self {
+            WeightingConfig::Fixed { weights } => {
+                Ok(FixedWeights::from_names(weights.as_ref(), task_names)?.weights())
+            }
+            WeightingConfig::Uncertainty { .. } | WeightingConfig::MetaBalance { .. } => {
+                Ok(vec![1.0 / task_names.len().max(1) as f64; task_names.len()])
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        vec!["click".into(), "watch".into()]
+    }
+
+    #[test]
+    fn selection_weights_are_the_fixed_weights_or_the_plain_mean() {
+        let fixed = WeightingConfig::Fixed {
+            weights: Some(BTreeMap::from([("watch".to_string(), 2.0)])),
+        };
+        assert_eq!(fixed.selection_weights(&names()).unwrap(), vec![0.5, 2.0]);
+        // Learnt and adaptive weightings: whatever their parameters, the plain mean.
+        for cfg in [
+            WeightingConfig::Uncertainty { init: -0.5 },
+            WeightingConfig::Uncertainty { init: 3.0 },
+            WeightingConfig::MetaBalance {
+                target: Some("watch".into()),
+                relax: 1.0,
+                beta: 0.5,
+            },
+        ] {
+            assert_eq!(
+                cfg.selection_weights(&names()).unwrap(),
+                vec![0.5, 0.5],
+                "{cfg:?}"
+            );
         }
     }
 }

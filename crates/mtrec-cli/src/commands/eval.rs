@@ -13,17 +13,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let source = super::predict::source_for(&args.data, &ck.preprocessor);
     let table = ck.preprocessor.encode_file(&source)?;
     spinner.finish_and_clear();
+    let reqs = mtrec_engine::task_requirements(&ck.config);
+    let schema = &ck.preprocessor.schema;
+    for warning in mtrec_data::check_eval_rows(&reqs, schema, &source, &table)? {
+        tracing::warn!("{warning}");
+    }
     let meta = ck.preprocessor.meta();
-    // A learnt weighting's final weights are in the training report; fixed ones rebuild.
-    let weights = match serde_json::from_value::<Vec<f64>>(ck.metrics["loss_weights"].clone()) {
-        Ok(w) if w.len() == meta.task_names.len() => w,
-        _ => mtrec_weighting::build(
-            &ck.config.weighting,
-            &meta.task_names,
-            &device.clone().autodiff(),
-        )?
-        .weights(),
-    };
+    // The loss weighted as training's validation and test losses were: fixed weights, never
+    // the learnt ones, so the figures compare (see `Monitor::Loss`).
+    let weights = ck.config.weighting.selection_weights(&meta.task_names)?;
     let report = evaluate(
         &ck.model,
         &table,

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use mtrec_data::{Preprocessor, SourceSpec};
+use mtrec_data::{EncodedTable, FeatureMeta, Preprocessor, SourceSpec};
 use mtrec_engine::{load_checkpoint, predict};
 
 use crate::cli::PredictArgs;
@@ -37,9 +37,49 @@ pub fn run(args: PredictArgs) -> Result<()> {
         ck.config.train.eval_batch_size,
         &device,
     );
+    check_finite(&preds, &table, &meta, &args.data)?;
     write_csv(&args.out, &meta.task_names, &preds)
         .with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("wrote {} rows to {}", table.n_rows, args.out.display());
+    Ok(())
+}
+
+/// A NaN in a predictions file would pass silently into whatever consumes it, so a
+/// non-finite prediction is an error naming the row, the task and the likely cause.
+fn check_finite(
+    preds: &[Vec<f32>],
+    table: &EncodedTable,
+    meta: &FeatureMeta,
+    data: &Path,
+) -> Result<()> {
+    for (task, values) in meta.task_names.iter().zip(preds) {
+        let Some(row) = values.iter().position(|v| !v.is_finite()) else {
+            continue;
+        };
+        let bad_inputs: Vec<&str> = meta
+            .dense_names
+            .iter()
+            .zip(table.dense_row(row))
+            .filter(|(_, v)| !v.is_finite())
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let cause = if bad_inputs.is_empty() {
+            "its inputs are finite, so the checkpoint's weights are non-finite (training \
+             diverged)"
+                .to_string()
+        } else {
+            format!("non-finite input in column(s) {}", bad_inputs.join(", "))
+        };
+        let n_bad = values.iter().filter(|v| !v.is_finite()).count();
+        anyhow::bail!(
+            "{}: the prediction for task `{task}` is {} on data row {} ({n_bad} of {} rows \
+             non-finite): {cause}; no predictions written",
+            data.display(),
+            values[row],
+            row + 1,
+            values.len()
+        );
+    }
     Ok(())
 }
 

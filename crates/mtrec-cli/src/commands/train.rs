@@ -51,6 +51,7 @@ pub fn run_experiment(
     let spinner = Progress::spinner("loading data");
     let data = mtrec_data::load(&cfg.data, base_dir)?;
     spinner.finish_and_clear();
+    mtrec_engine::check_tasks(cfg, &data, base_dir)?;
     tracing::info!(
         "data: {} train / {} valid / {} test rows",
         data.train.n_rows,
@@ -101,7 +102,7 @@ fn report_json(
     wall_seconds: f64,
 ) -> serde_json::Value {
     let test = outcome.test.to_json();
-    serde_json::json!({
+    let mut report = serde_json::json!({
         "name": cfg.name,
         "model": cfg.model.kind(),
         "weighting": cfg.weighting.kind(),
@@ -111,13 +112,18 @@ fn report_json(
         "valid": outcome.valid.to_json(),
         "best_epoch": outcome.best_epoch,
         "epochs_run": outcome.history.len(),
+        "best_epoch_is_last": outcome.best_epoch_is_last(),
         "history": outcome.history,
         "loss_weights": outcome.loss_weights,
         "train_seconds": outcome.train_seconds,
         "wall_seconds": wall_seconds,
         "examples_per_second": outcome.examples_per_second,
         "checkpoint": out.display().to_string(),
-    })
+    });
+    if let Some(hint) = outcome.undertrained_hint() {
+        report["hint"] = hint.into();
+    }
+    report
 }
 
 /// The weighting's or scheme's figures per epoch (and a scheme's preparation, such as LT4Rec's

@@ -52,7 +52,9 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::log_sigmoid;
 use mtrec_arch::{Model, MultiTaskModel};
-use mtrec_data::{Batch, Dataset, EncodedTable, FeatureMeta, TaskKind, batches};
+use mtrec_data::{
+    Batch, Dataset, EncodedTable, FeatureMeta, TaskKind, TaskRequirement, TaskRule, batches,
+};
 use mtrec_weighting::{StepContext, Weighting};
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +97,15 @@ impl Default for CrossDistilConfig {
 }
 
 impl CrossDistilConfig {
+    /// What the scheme assumes about the tasks: its teachers rank pairs of binary labels.
+    pub fn task_requirements() -> Vec<TaskRequirement> {
+        vec![TaskRequirement {
+            by: "[scheme] kind = \"cross-distil\"",
+            rule: TaskRule::MinBinary(2),
+            why: "its teachers rank the label pairs of two binary tasks",
+        }]
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if !(self.distill_weight.is_finite() && (0.0..=1.0).contains(&self.distill_weight)) {
             return Err(format!(

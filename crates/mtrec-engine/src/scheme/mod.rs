@@ -17,7 +17,7 @@ pub mod subnet;
 use std::collections::BTreeMap;
 
 use mtrec_arch::Model;
-use mtrec_data::{Batch, Dataset, FeatureMeta};
+use mtrec_data::{Batch, Dataset, FeatureMeta, TaskRequirement};
 use mtrec_weighting::WeightingConfig;
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +51,15 @@ impl SchemeConfig {
             SchemeConfig::CrossDistil(_) => "cross-distil",
             SchemeConfig::Lt4rec(_) => "lt4rec",
             SchemeConfig::Csm(_) => "csm",
+        }
+    }
+
+    /// What the scheme assumes about the tasks (checked with the model's before training).
+    /// LT4Rec and CSM take any tasks: their masks are per task, whatever its kind.
+    pub fn task_requirements(&self) -> Vec<TaskRequirement> {
+        match self {
+            SchemeConfig::CrossDistil(_) => CrossDistilConfig::task_requirements(),
+            SchemeConfig::None | SchemeConfig::Lt4rec(_) | SchemeConfig::Csm(_) => Vec::new(),
         }
     }
 
@@ -91,7 +100,8 @@ pub trait Trainer {
     /// The model as evaluation and checkpoints see it, in validation mode.
     fn predictor(&self) -> Predictor;
 
-    /// Per-task weights of the validation loss.
+    /// The per-task loss weights as they stand (learnt ones included), for the report; the
+    /// validation loss uses fixed weights instead (`WeightingConfig::selection_weights`).
     fn eval_weights(&self) -> Vec<f64>;
 }
 
