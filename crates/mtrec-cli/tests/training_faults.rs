@@ -266,3 +266,53 @@ fn checkpoint_mismatches_are_one_line_naming_tensor_shapes_and_cause() {
         "{err}"
     );
 }
+
+/// A checkpoint whose weights hold NaN (a diverged run saved by an older version, or a damaged
+/// file) used to make `predict` write `NaN` for every row with exit 0, and `eval` fail with
+/// "non-finite prediction or label at index 0". Now `predict` writes nothing and says why,
+/// and `eval` names the data, the task, the row and that the prediction is the bad one.
+#[test]
+fn non_finite_predictions_are_refused_naming_data_task_and_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_experiment(dir.path(), "epochs = 1");
+    let trained = dir.path().join("trained");
+    train(&config, &trained);
+    let weights = trained.join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut poisoned = bytes[..8 + n].to_vec();
+    for _ in (8 + n..bytes.len()).step_by(4) {
+        poisoned.extend_from_slice(&f32::NAN.to_le_bytes());
+    }
+    std::fs::write(&weights, poisoned).unwrap();
+    let data = dir.path().join("rows.csv");
+    let (data_s, ck) = (data.display().to_string(), trained.display().to_string());
+
+    let out = dir.path().join("p.csv");
+    let o = mtrec(&[
+        "predict",
+        "--checkpoint",
+        &ck,
+        "--data",
+        &data_s,
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_clean_failure(
+        &o,
+        &[
+            &format!("{data_s}: the prediction for task `click` is NaN on data row 1 (200 of 200"),
+            "checkpoint's weights are non-finite",
+            "no predictions written",
+        ],
+    );
+    assert!(!out.exists(), "a predictions file was written");
+
+    let o = mtrec(&["eval", "--checkpoint", &ck, "--data", &data_s]);
+    assert_clean_failure(
+        &o,
+        &[&format!(
+            "{data_s}: task `click`: the prediction of row 1 is not finite (NaN or infinite)"
+        )],
+    );
+}

@@ -12,9 +12,11 @@ pub enum EngineError {
     Arch(#[from] mtrec_arch::ArchError),
     #[error(transparent)]
     Weighting(#[from] mtrec_weighting::WeightingError),
-    #[error("task `{task}`: {error}")]
+    /// A metric failed; `split` (set by [`EngineError::in_split`]) says on which data.
+    #[error("{}task `{task}`: {error}", split.as_deref().map(|s| format!("{s}: ")).unwrap_or_default())]
     Metric {
         task: String,
+        split: Option<String>,
         error: mtrec_metrics::MetricError,
     },
     #[error("{path}: {message}")]
@@ -32,6 +34,18 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// Names the split (or file) a metric error happened on; other errors pass unchanged.
+    pub fn in_split(self, name: &str) -> Self {
+        match self {
+            EngineError::Metric { task, error, .. } => EngineError::Metric {
+                task,
+                split: Some(name.to_string()),
+                error,
+            },
+            e => e,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, err: impl std::fmt::Display) -> Self {
         EngineError::Io {
             path: path.into(),

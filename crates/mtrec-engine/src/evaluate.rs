@@ -117,6 +117,7 @@ pub fn evaluate<M: MultiTaskModel>(
         }
         .map_err(|error| EngineError::Metric {
             task: name.clone(),
+            split: None,
             error,
         })?;
         loss +=
@@ -172,6 +173,7 @@ fn derived_metrics(
         Err(error) => {
             return Err(EngineError::Metric {
                 task: d.name.clone(),
+                split: None,
                 error,
             });
         }

@@ -248,7 +248,8 @@ pub fn fit(
             &selection_weights,
             t.eval_batch_size,
             device,
-        )?
+        )
+        .map_err(|e| e.in_split("the test split"))?
     } else {
         EvalReport::default()
     };
@@ -288,7 +289,8 @@ fn validate(
         selection_weights,
         t.eval_batch_size,
         device,
-    )?;
+    )
+    .map_err(|e| e.in_split("the validation split"))?;
     Ok((snapshot, report))
 }
 

@@ -30,7 +30,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         &weights,
         ck.config.train.eval_batch_size,
         &device,
-    )?;
+    )
+    .map_err(|e| e.in_split(&args.data.display().to_string()))?;
     if args.output.json {
         let mut json = report.to_json();
         json["checkpoint"] = args.checkpoint.display().to_string().into();

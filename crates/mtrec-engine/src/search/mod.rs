@@ -382,7 +382,8 @@ pub fn search(
             &stepper.weights(),
             cfg.train.eval_batch_size,
             device,
-        )?;
+        )
+        .map_err(|e| e.in_split("the validation split"))?;
         let train_loss = loss_sum / seen.max(1) as f64;
         observer.on_event(&Event::EpochEnd {
             epoch,
