@@ -262,3 +262,41 @@ fn a_short_search_on_planted_data_ends_decided_and_the_paper_preset_does_not() {
     );
     assert_eq!(paper.log.epochs[1].arch_learning_rate, 1e-3);
 }
+
+/// Bilevel search (`arch_holdout`): the architecture steps only on the held-out rows, exactly
+/// once per held-out batch per joint epoch, and those steps set the reach rule and the ramp.
+#[test]
+fn a_bilevel_search_steps_the_architecture_once_per_held_out_batch() {
+    let mut cfg = config(SYNTHETIC);
+    cfg.search.arch_holdout = 0.2;
+    let data = mtrec_data::load(&cfg.data, Path::new(".")).unwrap();
+    assert_eq!(data.train.n_rows, 1000);
+    let out = search(&cfg, &data, &default_device(), &mut NullObserver).unwrap();
+    // 200 held-out rows in batches of 128: 2 architecture steps per joint epoch, 2 epochs.
+    assert_eq!(out.log.joint_steps, 4);
+    let s = &cfg.search;
+    let (first, last) = (&out.log.epochs[1], &out.log.epochs[2]);
+    assert!((first.arch_learning_rate - s.arch_reach / 4.0).abs() < 1e-12);
+    // The sharpening ramp is done / total architecture steps: half after the first joint
+    // epoch, complete after the second, so exactly 2 + 2 architecture steps ran.
+    assert!(
+        (first.sharpen - s.sharpen / 2.0).abs() < 1e-9,
+        "{}",
+        first.sharpen
+    );
+    assert!((last.sharpen - s.sharpen).abs() < 1e-9, "{}", last.sharpen);
+    let moved = &first.blocks[0].probabilities;
+    assert!(
+        moved.iter().any(|p| (p - 1.0 / 3.0).abs() > 1e-4),
+        "{moved:?}"
+    );
+    out.genotype.validate(&data.meta()).unwrap();
+
+    cfg.search.arch_holdout = 0.7;
+    let err = search(&cfg, &data, &default_device(), &mut NullObserver).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("search.arch_holdout must be in [0, 0.5], got 0.7"),
+        "{err}"
+    );
+}

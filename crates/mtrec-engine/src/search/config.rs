@@ -77,6 +77,12 @@ pub struct SearchConfig {
     pub sharpen: f64,
     /// Per mixed block: `op_cost * sum_i q_i h_i / h_max`, the expected hidden width.
     pub op_cost: f64,
+    /// Fraction of the training split held out from the weights for the whole search and used
+    /// only for architecture steps (first-order bilevel DARTS); 0 = single-level, every
+    /// training batch steps both (the authors' code). Held-out rows cannot be memorised by the
+    /// weights, so an input that only helps memorise (a high-cardinality id) earns no credit
+    /// there. The finetune trains on the whole training split.
+    pub arch_holdout: f64,
     /// Cap on the batches of a search epoch (quick runs); 0 = all.
     pub max_batches_per_epoch: usize,
 }
@@ -100,6 +106,7 @@ impl SearchPreset {
             gate_cost: 0.0,
             sharpen: 0.0,
             op_cost: 0.0,
+            arch_holdout: 0.0,
             max_batches_per_epoch: 0,
         };
         match self {
@@ -143,6 +150,7 @@ struct RawSearchConfig {
     gate_cost: Option<f64>,
     sharpen: Option<f64>,
     op_cost: Option<f64>,
+    arch_holdout: Option<f64>,
     max_batches_per_epoch: Option<usize>,
 }
 
@@ -166,6 +174,7 @@ impl From<RawSearchConfig> for SearchConfig {
             gate_cost: r.gate_cost.unwrap_or(d.gate_cost),
             sharpen: r.sharpen.unwrap_or(d.sharpen),
             op_cost: r.op_cost.unwrap_or(d.op_cost),
+            arch_holdout: r.arch_holdout.unwrap_or(d.arch_holdout),
             max_batches_per_epoch: r.max_batches_per_epoch.unwrap_or(d.max_batches_per_epoch),
         }
     }
@@ -195,6 +204,12 @@ impl SearchConfig {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("search.{name} must be >= 0, got {v}"));
             }
+        }
+        if !(self.arch_holdout.is_finite() && (0.0..=0.5).contains(&self.arch_holdout)) {
+            return Err(format!(
+                "search.arch_holdout must be in [0, 0.5], got {}",
+                self.arch_holdout
+            ));
         }
         if self.warmup_epochs + self.joint_epochs == 0 {
             return Err("search.warmup_epochs + joint_epochs must be >= 1".into());

@@ -1,9 +1,10 @@
 //! PD-DARTS (spec §4): the AutoMTL search as a training schedule over the DESAN super-network.
 //!
 //! Phase 1 trains weights with every gate on; phase 2 steps a weight optimizer and an
-//! architecture optimizer on every training batch (single-level, no validation data in any
-//! architecture step) and, after each epoch, fixes the least uncertain blocks; the last phase-2
-//! epoch fixes everything. The discrete network then finetunes through [`fit`] with its weights
+//! architecture optimizer on every training batch (single-level, as the authors' code) or, with
+//! `arch_holdout > 0`, the weights on most of the training split and the architecture only on
+//! the held-out rest (first-order bilevel; the validation split is never used), and, after each
+//! epoch, fixes the least uncertain blocks; the last phase-2 epoch fixes everything. The discrete network then finetunes through [`fit`] with its weights
 //! inherited, so early stopping, test evaluation and checkpoints are the zoo's.
 //!
 //! The `decide` preset ([`config`]) sets the architecture learning rate from the joint phase's
@@ -18,7 +19,7 @@ use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::prelude::*;
 use mtrec_arch::automtl::{ArchRegularisation, AutoMtl, Decision, GateMode, Genotype};
 use mtrec_arch::{ArchConfig, Model, MultiTaskModel};
-use mtrec_data::{Batch, Dataset, FeatureMeta, TaskKind};
+use mtrec_data::{Batch, Dataset, FeatureMeta, TaskKind, batches, split_indices};
 use serde::{Deserialize, Serialize};
 
 mod config;
@@ -30,6 +31,9 @@ pub use decidedness::{
 };
 
 use crate::tensors::{input_of, labels_of};
+
+/// Keeps the held-out permutation independent of the data split's, which uses the same seed.
+const HOLDOUT_SEED_SALT: u64 = 0x5eed_a4c4;
 use crate::train::{batches_per_epoch, run_epoch};
 use crate::{
     EngineError, EvalReport, Event, ExperimentConfig, Observer, TrainOutcome, evaluate, fit,
@@ -236,21 +240,38 @@ impl SearchStepper {
     }
 
     /// Runs one step on `batch`; returns the training objective before the update (without
-    /// the architecture regulariser, so warm-up and joint losses compare).
+    /// the architecture regulariser, so warm-up and joint losses compare). Steps the weights,
+    /// and in the joint phase the architecture too (single-level).
     pub fn step(&mut self, batch: &Batch) -> f64 {
+        self.step_parts(batch, true, self.joint)
+    }
+
+    /// A step of the weights alone (bilevel search: the training part of the split).
+    pub fn weight_step(&mut self, batch: &Batch) -> f64 {
+        self.step_parts(batch, true, false)
+    }
+
+    /// A step of the architecture alone (bilevel search: the held-out part); joint phase only.
+    pub fn arch_step(&mut self, batch: &Batch) -> f64 {
+        self.step_parts(batch, false, self.joint)
+    }
+
+    fn step_parts(&mut self, batch: &Batch, update_weights: bool, update_arch: bool) -> f64 {
         let mut net = self.net.take().expect("network present between steps");
         let out = net.forward(&input_of(batch, &self.device));
         let losses = task_losses(out.outputs, labels_of(batch, &self.device), &self.kinds);
         let objective = self.weighting.combine(losses, &self.ctx);
         let loss = objective.clone().into_scalar::<f32>() as f64;
         let mut raw = objective.backward();
-        self.weighting.update(&mut raw, &self.ctx);
-        self.ctx.step += 1;
+        if update_weights {
+            self.weighting.update(&mut raw, &self.ctx);
+            self.ctx.step += 1;
+        }
         let mut grads = GradientsParams::from_grads(raw, &net);
         let mut arch_grads = GradientsParams::new();
         for id in &self.arch_ids {
             if let Some(g) = grads.remove::<1>(*id) {
-                if self.joint && tracing::enabled!(tracing::Level::DEBUG) {
+                if update_arch && tracing::enabled!(tracing::Level::DEBUG) {
                     let v = g
                         .clone()
                         .into_data()
@@ -267,8 +288,10 @@ impl SearchStepper {
                 arch_grads.register(*id, g);
             }
         }
-        net = self.weight_optim.step(self.cfg.learning_rate, net, grads);
-        if self.joint {
+        if update_weights {
+            net = self.weight_optim.step(self.cfg.learning_rate, net, grads);
+        }
+        if update_arch {
             net = self
                 .arch_optim
                 .step(self.arch_learning_rate, net, arch_grads);
@@ -337,10 +360,32 @@ pub fn search(
     };
     let mut stepper = SearchStepper::new(net, cfg, &meta, &ad_device)?;
 
-    let n_batches = batches_per_epoch(data.train.n_rows, s.batch_size, s.max_batches_per_epoch);
-    let total = s.warmup_epochs + s.joint_epochs;
     let started = Instant::now();
-    let joint_steps = n_batches * s.joint_epochs;
+    // Bilevel search: the weights never see the held-out rows; architecture steps use only them.
+    let holdout = (s.arch_holdout > 0.0).then(|| {
+        let parts = split_indices(
+            data.train.n_rows,
+            &[1.0 - s.arch_holdout, s.arch_holdout],
+            cfg.train.seed ^ HOLDOUT_SEED_SALT,
+        );
+        (data.train.select(&parts[0]), data.train.select(&parts[1]))
+    });
+    if holdout
+        .as_ref()
+        .is_some_and(|(w, a)| w.n_rows == 0 || a.n_rows == 0)
+    {
+        return Err(EngineError::Invalid(format!(
+            "search.arch_holdout = {} leaves no rows for the weights or the architecture ({} training rows)",
+            s.arch_holdout, data.train.n_rows
+        )));
+    }
+    let weight_rows = holdout.as_ref().map_or(&data.train, |(w, _)| w);
+    let n_batches = batches_per_epoch(weight_rows.n_rows, s.batch_size, s.max_batches_per_epoch);
+    let n_arch_batches = holdout.as_ref().map_or(n_batches, |(_, a)| {
+        batches_per_epoch(a.n_rows, s.batch_size, s.max_batches_per_epoch)
+    });
+    let total = s.warmup_epochs + s.joint_epochs;
+    let joint_steps = n_arch_batches * s.joint_epochs;
     stepper.plan_joint_steps(joint_steps);
     let mut log = SearchLog {
         candidates: space.candidates.iter().map(|c| c.to_string()).collect(),
@@ -364,15 +409,45 @@ pub fn search(
         stepper.set_joint(joint);
         observer.on_event(&Event::EpochStart { epoch });
         let epoch_start = Instant::now();
-        let (loss_sum, seen) = run_epoch(
-            &data.train,
-            s.batch_size,
-            n_batches,
-            cfg.train.seed,
-            epoch,
-            observer,
-            |b| stepper.step(b),
-        )?;
+        let (loss_sum, seen) = match &holdout {
+            Some((_, arch_rows)) if joint => {
+                let mut arch_batches = batches(
+                    arch_rows,
+                    s.batch_size,
+                    Some((cfg.train.seed ^ HOLDOUT_SEED_SALT).wrapping_add(epoch as u64)),
+                )
+                .take(n_arch_batches);
+                let mut done = 0usize;
+                run_epoch(
+                    weight_rows,
+                    s.batch_size,
+                    n_batches,
+                    cfg.train.seed,
+                    epoch,
+                    observer,
+                    |b| {
+                        let loss = stepper.weight_step(b);
+                        // The held-out batches spread evenly over the epoch's weight steps.
+                        let due = (done + 1) * n_arch_batches / n_batches
+                            - done * n_arch_batches / n_batches;
+                        done += 1;
+                        for arch_batch in arch_batches.by_ref().take(due) {
+                            stepper.arch_step(&arch_batch);
+                        }
+                        loss
+                    },
+                )?
+            }
+            _ => run_epoch(
+                weight_rows,
+                s.batch_size,
+                n_batches,
+                cfg.train.seed,
+                epoch,
+                observer,
+                |b| stepper.step(b),
+            )?,
+        };
         let seconds = epoch_start.elapsed().as_secs_f64();
         let valid = evaluate(
             &Model::AutoMtl(stepper.net().valid()),
