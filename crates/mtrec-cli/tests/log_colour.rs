@@ -44,5 +44,8 @@ fn redirected_verbose_log_has_no_ansi_escapes() {
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("INFO"), "expected info lines at -v:\n{log}");
-    assert!(!log.contains('\u{1b}'), "colour escapes in a redirected log:\n{log:?}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour escapes in a redirected log:\n{log:?}"
+    );
 }
