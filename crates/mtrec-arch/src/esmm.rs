@@ -85,6 +85,12 @@ impl EsmmConfig {
                       its CTCVR label (click AND conversion), so a conversion must never be \
                       recorded without a click",
             },
+            TaskRequirement {
+                by: BY,
+                rule: TaskRule::Unconditional,
+                why: "its loss is over every impression (the entire space); the CVR on \
+                      clicked rows is derived from pCTCVR / pCTR, not trained on them",
+            },
         ]
     }
 }
@@ -198,6 +204,7 @@ mod tests {
                 TaskRule::Binary(0),
                 TaskRule::Binary(1),
                 TaskRule::Implies { from: 1, to: 0 },
+                TaskRule::Unconditional,
             ]
         );
     }

@@ -29,7 +29,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Train a model from an experiment config (TOML) and save a checkpoint.
     #[command(
-        after_help = "Examples:\n  mtrec train --config configs/census-g1-mmoe.toml\n  mtrec train --config configs/synthetic-mmoe.toml --out runs/syn --json\n  mtrec train --config configs/census-g1-mmoe-lt4rec.toml   # a sharing scheme (see mtrec models)\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json"
+        after_help = "Examples:\n  mtrec train --config configs/census-g1-mmoe.toml\n  mtrec train --config configs/synthetic-mmoe.toml --out runs/syn --json\n  mtrec train --config configs/census-g1-mmoe-lt4rec.toml   # a sharing scheme (see mtrec models)\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json\n  mtrec train --config configs/kuairand-mtl.toml --strict   # refuse label leaks\n\nBefore training, every input field is scored alone against every label on the training\nsplit; one that nearly determines a label (AUC or R^2 >= 0.96) is a warning, or with\n--strict an error."
     )]
     Train(TrainArgs),
     /// AutoMTL: search an architecture (DESAN space, PD-DARTS), finetune it, save it.
@@ -107,6 +107,10 @@ pub struct TrainArgs {
     /// of the config's `[model]`.
     #[arg(long)]
     pub arch: Option<PathBuf>,
+    /// Refuse to train when an input field nearly determines a label on the training split
+    /// (single-field AUC or R^2 >= 0.96); without it such fields are a warning.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -123,6 +127,10 @@ pub struct SearchArgs {
     /// Override train.seed (seeds the search and the finetune).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Refuse to search when an input field nearly determines a label on the training split
+    /// (single-field AUC or R^2 >= 0.96); without it such fields are a warning.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -165,6 +173,10 @@ pub struct PredictArgs {
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// Column statistics and a guessed schema of a CSV or Parquet file.
+    ///
+    /// Two-valued columns named like feedback (click, like, purchase, ...) are proposed as
+    /// binary tasks; other two-valued columns (task?) and ID-like ones (mostly distinct
+    /// values) stay inputs, flagged in the table and named in the schema's header comments.
     #[command(
         after_help = "Examples:\n  mtrec data inspect data/samples/kuairand/kuairand_sample.csv\n  mtrec data inspect data.parquet --json\n  mtrec data inspect data.csv --schema-out schema.toml"
     )]

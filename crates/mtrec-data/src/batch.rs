@@ -17,8 +17,13 @@ pub struct Batch {
     pub sparse: Vec<i64>,
     /// `len * n_dense` standardised values.
     pub dense: Vec<f32>,
-    /// `len * n_tasks` labels.
+    /// `len * n_tasks` labels on the scale the model trains on: regression labels
+    /// standardised with the table's `label_scales`, and 0 where a row's weight for the task
+    /// is 0 (so a masked row's stored label never reaches a loss, even times 0).
     pub labels: Vec<f32>,
+    /// `len * n_tasks` example weights (see [`EncodedTable::label_weights`]); `None` when
+    /// every weight is 1.
+    pub weights: Option<Vec<f32>>,
     pub n_sparse: usize,
     pub n_dense: usize,
     pub n_tasks: usize,
@@ -78,15 +83,35 @@ impl Iterator for BatchIter<'_> {
             sparse: Vec::with_capacity(rows.len() * t.n_sparse),
             dense: Vec::with_capacity(rows.len() * t.n_dense),
             labels: Vec::with_capacity(rows.len() * t.n_tasks),
+            weights: t
+                .label_weights
+                .as_ref()
+                .map(|_| Vec::with_capacity(rows.len() * t.n_tasks)),
             n_sparse: t.n_sparse,
             n_dense: t.n_dense,
             n_tasks: t.n_tasks,
         };
+        let scaled = !t.label_scales.is_empty();
         for &r in rows {
             b.sparse
                 .extend(t.sparse_row(r).iter().map(|&id| i64::from(id)));
             b.dense.extend_from_slice(t.dense_row(r));
-            b.labels.extend_from_slice(t.label_row(r));
+            let weights = t.label_weight_row(r);
+            if !scaled && weights.is_none() {
+                b.labels.extend_from_slice(t.label_row(r));
+                continue;
+            }
+            for (k, &y) in t.label_row(r).iter().enumerate() {
+                let w = weights.map_or(1.0, |w| w[k]);
+                b.labels.push(if w > 0.0 {
+                    t.label_scale(k).apply(y)
+                } else {
+                    0.0
+                });
+            }
+            if let (Some(out), Some(w)) = (b.weights.as_mut(), weights) {
+                out.extend_from_slice(w);
+            }
         }
         Some(b)
     }
@@ -115,7 +140,24 @@ mod tests {
             sparse: (0..n).flat_map(|r| [r as u32, r as u32]).collect(),
             dense: (0..n).map(|r| r as f32).collect(),
             labels: (0..n).map(|r| r as f32).collect(),
+            ..EncodedTable::default()
         }
+    }
+
+    #[test]
+    fn labels_come_on_the_model_scale_with_their_weights() {
+        let mut t = table(3);
+        t.label_scales = vec![crate::DenseStats {
+            mean: 1.0,
+            std: 2.0,
+        }];
+        t.label_weights = Some(vec![1.0, 0.0, 0.5]);
+        let b = batches(&t, 3, None).next().unwrap();
+        // (0 - 1) / 2, masked -> 0, (2 - 1) / 2.
+        assert_eq!(b.labels, vec![-0.5, 0.0, 0.5]);
+        assert_eq!(b.weights, Some(vec![1.0, 0.0, 0.5]));
+        assert_eq!(table(3).select(&[0]).label_weights, None);
+        assert_eq!(batches(&table(3), 3, None).next().unwrap().weights, None);
     }
 
     #[test]

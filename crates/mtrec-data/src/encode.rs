@@ -18,9 +18,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::buckets::{self, Buckets};
+use crate::derive::{Derived, ResolvedRule};
 use crate::error::{DataError, Result};
-use crate::schema::{Schema, TaskKind, TaskSpec};
-use crate::source::{Cell, SourceReader, SourceSpec, is_missing_text};
+use crate::schema::{MissingLabels, Schema, TaskKind, TaskSpec};
+use crate::source::{Cell, Row, SourceReader, SourceSpec, is_missing_text};
 use crate::table::EncodedTable;
 
 /// Ids of one categorical field: id 0 is reserved for unknown and missing
@@ -150,6 +152,12 @@ impl DenseStats {
         ((f64::from(v) - f64::from(self.mean)) / f64::from(self.std)) as f32
     }
 
+    /// The inverse of [`DenseStats::apply`], `v * std + mean` (in f64): maps a model's output
+    /// on a standardised label's scale back to the label's own.
+    pub fn invert(&self, v: f32) -> f32 {
+        (f64::from(v) * f64::from(self.std) + f64::from(self.mean)) as f32
+    }
+
     /// Whether `apply` can be trusted: a saved preprocessor edited by hand may
     /// hold a zero or non-finite std, which would encode every value to NaN or inf.
     fn is_usable(&self) -> bool {
@@ -189,16 +197,41 @@ pub struct Preprocessor {
     pub schema: Schema,
     /// One per sparse field, in schema order.
     pub vocabs: Vec<Vocabulary>,
-    /// One per dense field, in schema order.
+    /// One per dense field, in schema order (mean 0, std 1 for a bucketised
+    /// field, which is not standardised).
     pub dense_stats: Vec<DenseStats>,
+    /// One per bucketised dense field, in schema order; absent from
+    /// preprocessors saved before bucketisation existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<Buckets>,
+    /// One per task, in schema order: the training split's mean and std of a standardised
+    /// regression label (over its labelled rows), identity for the other tasks. Empty in
+    /// checkpoints written before labels were scaled, which trained on raw labels: identity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub label_stats: Vec<DenseStats>,
 }
 
 impl Preprocessor {
+    /// Bucketised dense fields count as sparse fields, after the schema's
+    /// sparse ones (see [`crate::buckets`]).
     pub fn meta(&self) -> FeatureMeta {
+        let bucketised = self.schema.dense.iter().filter(|f| f.is_bucketised());
+        let plain = self.schema.dense.iter().filter(|f| !f.is_bucketised());
         FeatureMeta {
-            sparse_names: self.schema.sparse.iter().map(|f| f.name.clone()).collect(),
-            vocab_sizes: self.vocabs.iter().map(Vocabulary::len).collect(),
-            dense_names: self.schema.dense.iter().map(|f| f.name.clone()).collect(),
+            sparse_names: self
+                .schema
+                .sparse
+                .iter()
+                .map(|f| f.name.clone())
+                .chain(bucketised.map(|f| f.name.clone()))
+                .collect(),
+            vocab_sizes: self
+                .vocabs
+                .iter()
+                .map(Vocabulary::len)
+                .chain(self.buckets.iter().map(Buckets::n_ids))
+                .collect(),
+            dense_names: plain.map(|f| f.name.clone()).collect(),
             task_names: self.schema.task_names(),
             task_kinds: self.schema.task_kinds(),
         }
@@ -235,7 +268,19 @@ impl Preprocessor {
             &mut table,
             &mut lookup,
         )?;
-        Ok(table)
+        // An unlabelled table carries them too: prediction maps outputs back with them.
+        table.label_scales = self.label_scales();
+        Ok(buckets::apply(table, &self.schema, &self.buckets))
+    }
+
+    /// The label scales an encoded table carries: [`Preprocessor::label_stats`], or nothing
+    /// when every one is the identity (the batches then copy labels as they are).
+    pub fn label_scales(&self) -> Vec<DenseStats> {
+        if self.label_stats.iter().all(|s| *s == DenseStats::default()) {
+            Vec::new()
+        } else {
+            self.label_stats.clone()
+        }
     }
 
     /// Fits vocabularies and dense statistics on `rows` of `raw` (the training split).
@@ -264,13 +309,46 @@ impl Preprocessor {
                 Vocabulary::from_values(kept)
             })
             .collect();
-        let dense_stats = (0..t.n_dense)
-            .map(|j| DenseStats::fit(rows.iter().map(|&r| t.dense[r * t.n_dense + j])))
+        let column = |j: usize| rows.iter().map(move |&r| t.dense[r * t.n_dense + j]);
+        let dense_stats = schema
+            .dense
+            .iter()
+            .enumerate()
+            .map(|(j, f)| match f.is_bucketised() {
+                true => DenseStats::default(),
+                false => DenseStats::fit(column(j)),
+            })
+            .collect();
+        let buckets = schema
+            .dense
+            .iter()
+            .enumerate()
+            .filter_map(|(j, f)| Buckets::fit(f, column(j)))
+            .collect();
+        let n = t.n_tasks;
+        let labelled =
+            |r: usize, k: usize| t.label_weights.as_ref().is_none_or(|w| w[r * n + k] > 0.0);
+        let label_stats = schema
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(k, task)| {
+                if !task.is_standardised() || k >= n {
+                    return DenseStats::default();
+                }
+                DenseStats::fit(
+                    rows.iter()
+                        .filter(|&&r| labelled(r, k))
+                        .map(|&r| t.labels[r * n + k]),
+                )
+            })
             .collect();
         Preprocessor {
             schema: schema.clone(),
             vocabs,
             dense_stats,
+            buckets,
+            label_stats,
         }
     }
 
@@ -293,6 +371,7 @@ impl Preprocessor {
             })
             .collect();
         let mut out = raw.table.select(rows);
+        out.label_scales = self.label_scales();
         let n = out.n_sparse;
         if n > 0 {
             for row in out.sparse.chunks_exact_mut(n) {
@@ -310,7 +389,7 @@ impl Preprocessor {
                 }
             }
         }
-        Ok(out)
+        Ok(buckets::apply(out, &self.schema, &self.buckets))
     }
 
     /// Writes the preprocessor as JSON (atomically: readers never see half a file).
@@ -338,6 +417,12 @@ impl Preprocessor {
                 message: "vocabularies or dense statistics do not match the schema".into(),
             });
         }
+        if let Err(message) = p.check_buckets() {
+            return Err(DataError::Json {
+                path: path.to_path_buf(),
+                message,
+            });
+        }
         for (s, field) in p.dense_stats.iter().zip(&p.schema.dense) {
             if !s.is_usable() {
                 return Err(DataError::Json {
@@ -350,13 +435,63 @@ impl Preprocessor {
                 });
             }
         }
+        if let Err(message) = p.check_label_stats() {
+            return Err(DataError::Json {
+                path: path.to_path_buf(),
+                message,
+            });
+        }
         Ok(p)
+    }
+
+    /// None (a checkpoint from before label scaling) or one usable set per task: a
+    /// hand-edited std of 0 would map every prediction to the mean.
+    fn check_label_stats(&self) -> std::result::Result<(), String> {
+        let (n, t) = (self.label_stats.len(), self.schema.tasks.len());
+        if n != 0 && n != t {
+            return Err(format!("{n} sets of label statistics for {t} tasks"));
+        }
+        for (s, task) in self.label_stats.iter().zip(&self.schema.tasks) {
+            if !s.is_usable() {
+                return Err(format!(
+                    "task `{}`: label statistics need a finite mean and a positive finite \
+                     std, got mean {} and std {}",
+                    task.name, s.mean, s.std
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Preprocessor {
+    /// One set of edges per bucketised field, in schema order, each usable:
+    /// a hand-edited preprocessor must not cut at other places than training did.
+    fn check_buckets(&self) -> std::result::Result<(), String> {
+        let fields: Vec<&str> = buckets::bucketised(&self.schema)
+            .into_iter()
+            .map(|j| self.schema.dense[j].name.as_str())
+            .collect();
+        let saved: Vec<&str> = self.buckets.iter().map(|b| b.field.as_str()).collect();
+        if fields != saved {
+            return Err(format!(
+                "bucket boundaries are saved for fields {saved:?}, the schema bucketises {fields:?}"
+            ));
+        }
+        for b in &self.buckets {
+            b.check().map_err(|e| format!("field `{}`: {e}", b.field))?;
+        }
+        Ok(())
     }
 }
 
 /// One standardised value, or an error when it is not a finite f32; `what`
-/// (the file and line, or the split) is only formatted on failure.
+/// (the file and line, or the split) is only formatted on failure. NaN is the
+/// missing cell of a bucketised field and passes through to become bucket 0.
 fn standardise(v: f32, s: &DenseStats, field: &str, what: impl FnOnce() -> String) -> Result<f32> {
+    if v.is_nan() {
+        return Ok(v);
+    }
     let encoded = s.apply(v);
     if encoded.is_finite() {
         return Ok(encoded);
@@ -422,43 +557,110 @@ impl RawTable {
 /// How one task's column becomes a label.
 pub(crate) struct LabelRule<'a> {
     task: &'a TaskSpec,
+    /// The label column; for a derived label, the rule's left column.
     pub(crate) col: usize,
     positive: Option<Vec<&'a str>>,
+    derive: Option<ResolvedRule<'a>>,
+    /// The task's `missing_values`, trimmed.
+    missing_values: Vec<&'a str>,
 }
 
 impl<'a> LabelRule<'a> {
-    /// The rule of `task`, reading its column of `reader`.
+    /// The rule of `task`, reading its column (or its `derive` rule's columns) of `reader`.
     pub(crate) fn new(task: &'a TaskSpec, reader: &SourceReader) -> Result<Self> {
+        let derive = task
+            .derive
+            .as_ref()
+            .map(|d| d.resolve(reader))
+            .transpose()?;
+        let col = match &derive {
+            Some(d) => d.left_col(),
+            None => reader.column_index(&task.column)?,
+        };
         Ok(LabelRule {
             task,
-            col: reader.column_index(&task.column)?,
+            col,
             positive: task
                 .positive
                 .as_ref()
                 .map(|p| p.iter().map(|s| s.trim()).collect()),
+            derive,
+            missing_values: task.missing_values.iter().map(|s| s.trim()).collect(),
         })
     }
 
-    pub(crate) fn label(
+    /// The label of `row`: from its column, or computed by the `derive` rule; a masked
+    /// label reads as 0, what the encoded table stores for it.
+    pub(crate) fn label_of(
+        &self,
+        row: &Row<'_>,
+        path: &Path,
+        line: u64,
+        buf: &mut String,
+    ) -> Result<f32> {
+        Ok(self.label_or_missing(row, path, line, buf)?.unwrap_or(0.0))
+    }
+
+    /// The label of `row`; `None` when it is missing (an empty, null or NaN cell, one of the
+    /// task's `missing_values`, a derive rule's missing side) and the task has
+    /// `missing = "mask"`. With `missing = "error"` a missing label is the error.
+    pub(crate) fn label_or_missing(
+        &self,
+        row: &Row<'_>,
+        path: &Path,
+        line: u64,
+        buf: &mut String,
+    ) -> Result<Option<f32>> {
+        let Some(rule) = &self.derive else {
+            return self.label(row.get(self.col), path, line, buf);
+        };
+        match rule.derive(row, path, buf)? {
+            Derived::Label(y) => Ok(Some(y)),
+            Derived::Missing(_) if self.task.missing == MissingLabels::Mask => Ok(None),
+            Derived::Missing(column) => Err(DataError::DeriveMissing {
+                path: path.to_path_buf(),
+                line,
+                column: column.to_string(),
+                task: self.task.name.clone(),
+            }),
+        }
+    }
+
+    /// What a missing label becomes: `None` for a task that masks them, else the error.
+    fn missing(&self, path: &Path, line: u64) -> Result<Option<f32>> {
+        match self.task.missing {
+            MissingLabels::Mask => Ok(None),
+            MissingLabels::Error => Err(nan_label(path, line, &self.task.column)),
+        }
+    }
+
+    fn label(
         &self,
         cell: Cell<'_>,
         path: &Path,
         line: u64,
         buf: &mut String,
-    ) -> Result<f32> {
+    ) -> Result<Option<f32>> {
+        let declared = !self.missing_values.is_empty() && {
+            let text = cell.to_text(buf).trim();
+            self.missing_values.contains(&text)
+        };
+        if declared {
+            return self.missing(path, line);
+        }
         let field = &self.task.column;
         let text = cell.to_text(buf);
         if let Some(pos) = &self.positive {
             if pos.contains(&text) {
-                return Ok(1.0);
+                return Ok(Some(1.0));
             }
             if cell.is_missing() {
-                return Err(nan_label(path, line, field));
+                return self.missing(path, line);
             }
-            return Ok(0.0);
+            return Ok(Some(0.0));
         }
         if cell.is_missing() {
-            return Err(nan_label(path, line, field));
+            return self.missing(path, line);
         }
         let v = match cell {
             Cell::Number(v) => v,
@@ -470,10 +672,10 @@ impl<'a> LabelRule<'a> {
             })?,
         };
         if v.is_nan() {
-            return Err(nan_label(path, line, field));
+            return self.missing(path, line);
         }
         if let Some(th) = self.task.threshold {
-            return Ok(if v >= th { 1.0 } else { 0.0 });
+            return Ok(Some(if v >= th { 1.0 } else { 0.0 }));
         }
         let bad = |message: &str| DataError::BadLabel {
             path: path.to_path_buf(),
@@ -483,13 +685,36 @@ impl<'a> LabelRule<'a> {
             message: message.to_string(),
         };
         match self.task.kind {
-            TaskKind::Binary if v == 0.0 || v == 1.0 => Ok(v as f32),
+            TaskKind::Binary if v == 0.0 || v == 1.0 => Ok(Some(v as f32)),
             TaskKind::Binary => Err(bad("a binary label must be 0 or 1")),
             // Labels are stored as f32: 1e39 is finite as f64 but not here.
-            TaskKind::Regression if (v as f32).is_finite() => Ok(v as f32),
+            TaskKind::Regression if (v as f32).is_finite() => Ok(Some(v as f32)),
             TaskKind::Regression => Err(bad(
                 "a regression label must be a finite 32-bit number (at most ±3.4e38)",
             )),
+        }
+    }
+}
+
+/// Task `task`'s example weight in `cell`: a finite number >= 0, else an error naming the
+/// file, line, column and task.
+fn example_weight(cell: Cell<'_>, task: &TaskSpec, path: &Path, line: u64) -> Result<f32> {
+    let v = match cell {
+        Cell::Number(v) => Some(v),
+        Cell::Text(s) => s.trim().parse::<f64>().ok(),
+        Cell::Null => None,
+    };
+    match v.map(|v| v as f32) {
+        Some(w) if w.is_finite() && w >= 0.0 => Ok(w),
+        _ => {
+            let mut buf = String::new();
+            Err(DataError::BadWeight {
+                path: path.to_path_buf(),
+                line,
+                field: task.weight.clone().unwrap_or_default(),
+                task: task.name.clone(),
+                value: cell.to_text(&mut buf).to_string(),
+            })
         }
     }
 }
@@ -546,9 +771,14 @@ pub(crate) fn read_rows(
     } else {
         Vec::new()
     };
+    let partial = PartialLabels::new(schema, &reader, with_labels).map_err(hint)?;
+    if partial.is_some() {
+        out.label_weights.get_or_insert_with(Vec::new);
+    }
 
     let mut buf = String::new();
     let mut n = 0usize;
+    let mut present = Vec::with_capacity(rules.len());
     while let Some(row) = reader.next_row()? {
         let line = row.line();
         for (f, &c) in sparse_cols.iter().enumerate() {
@@ -568,14 +798,14 @@ pub(crate) fn read_rows(
                 value,
             };
             let v = match row.get(c) {
-                Cell::Null => field.fill,
-                Cell::Number(v) if v.is_nan() => field.fill,
+                Cell::Null => field.missing_value(),
+                Cell::Number(v) if v.is_nan() => field.missing_value(),
                 // A Parquet f64 of 1e300 is finite but becomes inf as f32.
                 Cell::Number(v) if (v as f32).is_finite() => v as f32,
                 Cell::Number(v) => return Err(not_finite(format!("{v:e}"))),
-                Cell::Text(s) if is_missing_text(s) => field.fill,
+                Cell::Text(s) if is_missing_text(s) => field.missing_value(),
                 Cell::Text(s) => match s.parse::<f32>() {
-                    Ok(v) if v.is_nan() => field.fill,
+                    Ok(v) if v.is_nan() => field.missing_value(),
                     Ok(v) if v.is_finite() => v,
                     // "inf", "-infinity", or a number beyond the f32 range.
                     Ok(_) => return Err(not_finite(s.to_string())),
@@ -597,14 +827,62 @@ pub(crate) fn read_rows(
             };
             out.dense.push(v);
         }
+        present.clear();
         for rule in &rules {
-            let y = rule.label(row.get(rule.col), &path, line, &mut buf)?;
-            out.labels.push(y);
+            let y = rule.label_or_missing(&row, &path, line, &mut buf)?;
+            present.push(y.is_some());
+            out.labels.push(y.unwrap_or(0.0));
+        }
+        if let (Some(p), Some(weights)) = (&partial, out.label_weights.as_mut()) {
+            let labels = &out.labels[out.labels.len() - rules.len()..];
+            for (k, task) in schema.tasks.iter().enumerate() {
+                let given = p.given[k].is_none_or(|g| present[g] && labels[g] > 0.5);
+                weights.push(match p.weight_cols[k] {
+                    _ if !(present[k] && given) => 0.0,
+                    Some(c) => example_weight(row.get(c), task, &path, line)?,
+                    None => 1.0,
+                });
+            }
         }
         out.n_rows += 1;
         n += 1;
     }
     Ok(n)
+}
+
+/// Where a schema with partial labels finds each task's `given` task and weight column.
+struct PartialLabels {
+    /// Per task, the index of its `given` task.
+    given: Vec<Option<usize>>,
+    /// Per task, the file column of its weights.
+    weight_cols: Vec<Option<usize>>,
+}
+
+impl PartialLabels {
+    /// `None` when no task has partial labels, or labels are not read.
+    fn new(schema: &Schema, reader: &SourceReader, with_labels: bool) -> Result<Option<Self>> {
+        if !with_labels || !schema.has_partial_labels() {
+            return Ok(None);
+        }
+        let tasks = &schema.tasks;
+        let given = tasks
+            .iter()
+            .map(|t| {
+                let g = t.given.as_ref()?;
+                tasks.iter().position(|o| &o.name == g)
+            })
+            .collect();
+        let weight_cols = tasks
+            .iter()
+            .map(|t| {
+                t.weight
+                    .as_ref()
+                    .map(|w| reader.column_index(w))
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        Ok(Some(PartialLabels { given, weight_cols }))
+    }
 }
 
 /// Adds to a missing-column error the likely cause when the file was read

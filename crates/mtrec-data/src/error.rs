@@ -96,6 +96,19 @@ pub enum DataError {
         field: String,
     },
 
+    /// A column a derived label is computed from has a missing cell.
+    #[error(
+        "{}:{line}: column `{column}` is missing or NaN, and task `{task}` derives its label \
+         from it",
+        path.display()
+    )]
+    DeriveMissing {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        task: String,
+    },
+
     /// A label parses but is not valid for its task (e.g. a binary label of 3).
     #[error("{}:{line}: field `{field}`: {message}, got {value:?}", path.display())]
     BadLabel {
@@ -104,6 +117,21 @@ pub enum DataError {
         field: String,
         value: String,
         message: String,
+    },
+
+    /// An example weight (a task's `weight` column) is empty, not a number, negative or not
+    /// finite: a weight is how many times a row counts.
+    #[error(
+        "{}:{line}: field `{field}`: the weight of task `{task}` must be a finite number >= 0, \
+         got {value:?}",
+        path.display()
+    )]
+    BadWeight {
+        path: PathBuf,
+        line: u64,
+        field: String,
+        task: String,
+        value: String,
     },
 
     /// A schema file is malformed or inconsistent.

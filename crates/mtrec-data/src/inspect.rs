@@ -2,12 +2,24 @@
 //! schema, so that a user starts from a schema file instead of a blank page.
 //!
 //! The guess is a heuristic to be edited, not a decision:
-//! - a column named like a label (`label`, `click`, `conversion`, `purchase`,
-//!   `buy`, or `is_*`) whose values are all 0/1 becomes a binary task;
+//! - a column with two values (0/1, or any two) is a possible task. It is
+//!   proposed as a binary task (`guessed = "task"`) when its name also reads
+//!   like feedback ([`LABEL_WORDS`]: `click`, `like`, `purchase`, ...); a 0/1
+//!   column is its own label, otherwise `positive` is the value spelled like a
+//!   positive (`1`, `yes`, `true`, ...) or else the rarer one, the event. Other
+//!   two-valued columns (flags such as `is_video_author`, binary categorical
+//!   codes) stay inputs, flagged `task_candidate`, because a log holds far more
+//!   binary features than labels;
 //! - a numeric column becomes dense if it has fractional values, or more than
 //!   [`DENSE_MIN_DISTINCT`] distinct integers and a name that does not look like
 //!   an id (`id`, `*_id`, `*id`); integer codes and ids stay sparse;
-//! - everything else is sparse.
+//! - everything else is sparse. A sparse column is flagged `id_like` when its
+//!   values are mostly distinct ([`ID_MIN_SHARE`] of its non-missing cells, at
+//!   least [`ID_MIN_ROWS`] of them), or it is named like an id and has more
+//!   than [`DENSE_MIN_DISTINCT`] values, or it reaches [`MAX_DISTINCT`]: each
+//!   value then has a few rows at most, its embedding learns little, and an id
+//!   fits the training rows it was seen on. It is kept as a sparse field; the
+//!   flag says to think about `min_count` or dropping it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,12 +40,47 @@ pub const DENSE_MIN_DISTINCT: usize = 100;
 /// How many of the most frequent values are reported.
 const TOP: usize = 5;
 
+/// Parts of a column name that say "this is a user's feedback", i.e. a label.
+pub const LABEL_WORDS: [&str; 13] = [
+    "label",
+    "target",
+    "click",
+    "like",
+    "follow",
+    "share",
+    "comment",
+    "forward",
+    "conversion",
+    "convert",
+    "purchase",
+    "buy",
+    "finish",
+];
+
+/// A sparse column whose distinct values are at least this share of its
+/// non-missing cells is ID-like.
+pub const ID_MIN_SHARE: f64 = 0.5;
+
+/// ... provided it has at least this many non-missing cells: in a 6-row file
+/// every column is mostly distinct.
+pub const ID_MIN_ROWS: usize = 20;
+
+/// Spellings of the positive value of a two-valued label column.
+const POSITIVE_SPELLINGS: [&str; 6] = ["1", "yes", "y", "true", "t", "positive"];
+
 /// Statistics of one column.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ColumnStats {
     pub name: String,
-    /// `"dense"`, `"sparse"` or `"label?"`.
+    /// `"dense"`, `"sparse"` or `"task"` (proposed as a binary task).
     pub guessed: String,
+    /// For a proposed task whose values are not 0/1: the value that is label 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub positive: Option<String>,
+    /// Two values, but kept as an input: it could be a task (see the module doc).
+    pub task_candidate: bool,
+    /// Mostly distinct values: an id or a near-unique key (see the module doc).
+    pub id_like: bool,
     pub n_missing: usize,
     /// Distinct non-missing values, counted up to [`MAX_DISTINCT`].
     pub n_distinct: usize,
@@ -115,24 +162,37 @@ impl Acc {
         }
     }
 
-    fn finish(self, name: String) -> ColumnStats {
+    fn finish(self, name: String, n_rows: usize) -> ColumnStats {
         let numeric = self.numeric && self.n > 0;
         let n_distinct = self.counts.len();
-        let guessed = if numeric && self.binary && label_like(&name) {
-            "label?"
+        // A 0/1 label may show one value only in a short sample (no conversion in 20 rows).
+        let zero_one = numeric && self.binary;
+        let mut top: Vec<(String, usize)> = self.counts.into_iter().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let is_task = (zero_one || n_distinct == 2) && label_like(&name);
+        let positive = (is_task && !zero_one).then(|| positive_value(&top));
+        let guessed = if is_task {
+            "task"
         } else if numeric && (!self.integer || (n_distinct > DENSE_MIN_DISTINCT && !id_like(&name)))
         {
             "dense"
         } else {
             "sparse"
         };
-        let mut top: Vec<(String, usize)> = self.counts.into_iter().collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let present = n_rows - self.n_missing;
+        let looks_like_id = guessed == "sparse"
+            && present >= ID_MIN_ROWS
+            && (n_distinct as f64 >= ID_MIN_SHARE * present as f64
+                || (id_like(&name) && n_distinct > DENSE_MIN_DISTINCT)
+                || n_distinct >= MAX_DISTINCT);
         top.truncate(TOP);
         let num = |v: f64| numeric.then_some(v);
         ColumnStats {
             name,
             guessed: guessed.to_string(),
+            positive,
+            task_candidate: n_distinct == 2 && !is_task,
+            id_like: looks_like_id,
             n_missing: self.n_missing,
             n_distinct,
             mean: num(self.mean),
@@ -146,10 +206,19 @@ impl Acc {
 
 fn label_like(name: &str) -> bool {
     let n = name.to_lowercase();
-    n.starts_with("is_")
-        || ["label", "click", "conversion", "purchase", "buy"]
-            .iter()
-            .any(|k| n.contains(k))
+    LABEL_WORDS.iter().any(|k| n.contains(k))
+}
+
+/// The positive value of a two-valued column, `top` being its values by
+/// falling count: one spelled like a positive, else the rarer one.
+fn positive_value(top: &[(String, usize)]) -> String {
+    let spelled = top
+        .iter()
+        .find(|(v, _)| POSITIVE_SPELLINGS.iter().any(|p| v.eq_ignore_ascii_case(p)));
+    spelled
+        .or(top.last())
+        .map(|(v, _)| v.clone())
+        .unwrap_or_default()
 }
 
 fn id_like(name: &str) -> bool {
@@ -179,25 +248,61 @@ pub fn inspect(src: &SourceSpec, max_rows: Option<usize>) -> Result<Inspection> 
         columns: names
             .into_iter()
             .zip(accs)
-            .map(|(name, acc)| acc.finish(name))
+            .map(|(name, acc)| acc.finish(name, n_rows))
             .collect(),
     })
 }
 
-/// A schema following each column's guess; label columns become binary tasks.
-/// It may have no tasks (nothing looked like a label): the user must add them.
+/// A schema following each column's guess; proposed tasks become binary
+/// tasks, not inputs. It may have no tasks (nothing looked like a label): the
+/// user must add them.
 pub fn guess_schema(ins: &Inspection) -> Schema {
     let mut schema = Schema::default();
     for c in &ins.columns {
         match c.guessed.as_str() {
             "dense" => schema.dense.push(DenseField::new(&c.name)),
-            "label?" => schema
-                .tasks
-                .push(TaskSpec::new(&c.name, TaskKind::Binary, &c.name)),
+            "task" => {
+                let mut task = TaskSpec::new(&c.name, TaskKind::Binary, &c.name);
+                task.positive = c.positive.clone().map(|p| vec![p]);
+                schema.tasks.push(task);
+            }
             _ => schema.sparse.push(SparseField::new(&c.name)),
         }
     }
     schema
+}
+
+/// `schema` as TOML, headed by comments that name what the guess could not
+/// decide: ID-like columns and two-valued inputs that could be tasks.
+pub fn schema_toml(ins: &Inspection, schema: &Schema) -> String {
+    let names = |keep: fn(&ColumnStats) -> bool| {
+        ins.columns
+            .iter()
+            .filter(|c| keep(c))
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = format!(
+        "# Guessed by `mtrec data inspect` from {} ({} rows): edit before use.\n",
+        ins.path.display(),
+        ins.n_rows
+    );
+    let ids = names(|c| c.id_like);
+    if !ids.is_empty() {
+        out.push_str(&format!(
+            "# ID-like (mostly distinct values; consider min_count or dropping them): {ids}\n"
+        ));
+    }
+    let candidates = names(|c| c.task_candidate);
+    if !candidates.is_empty() {
+        out.push_str(&format!(
+            "# Two-valued inputs that could be tasks instead: {candidates}\n"
+        ));
+    }
+    out.push('\n');
+    out.push_str(&schema.to_toml_string());
+    out
 }
 
 #[cfg(test)]
@@ -220,7 +325,7 @@ mod tests {
         assert_eq!(ins.n_rows, 300);
         let g: Vec<&str> = ins.columns.iter().map(|c| c.guessed.as_str()).collect();
         // user_id: many integers but an id; is_new: values up to 4, not a label.
-        assert_eq!(g, vec!["sparse", "dense", "sparse", "label?", "sparse"]);
+        assert_eq!(g, vec!["sparse", "dense", "sparse", "task", "sparse"]);
         let city = &ins.columns[2];
         assert_eq!(city.n_missing, 100);
         assert_eq!(city.top, vec![("paris".to_string(), 200)]);
@@ -238,5 +343,86 @@ mod tests {
 
         let few = inspect(&SourceSpec::new(&p), Some(10)).expect("inspect");
         assert_eq!(few.n_rows, 10);
+    }
+
+    #[test]
+    fn two_valued_columns_become_tasks_or_candidates_and_ids_are_flagged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("log.csv");
+        let mut f = std::fs::File::create(&p).expect("create");
+        writeln!(
+            f,
+            "uid,item_id,code,city,price,is_author,gender,liked,purchase"
+        )
+        .expect("w");
+        for i in 0..300 {
+            let liked = if i % 4 == 0 { "no" } else { "yes" };
+            let purchase = if i % 10 == 0 { "B" } else { "A" };
+            let (author, gender) = (i % 2, if i % 3 == 0 { "f" } else { "m" });
+            let (item, code, city) = (i % 120, i % 120, ["x", "y", "z"][i % 3]);
+            writeln!(
+                f,
+                "u{i},{item},{code},{city},{i}.25,{author},{gender},{liked},{purchase}"
+            )
+            .expect("w");
+        }
+        drop(f);
+        let ins = inspect(&SourceSpec::new(&p), None).expect("inspect");
+        let col = |n: &str| ins.columns.iter().find(|c| c.name == n).expect("column");
+        // Tasks: label-like names with two values; `positive` is "yes" by its spelling,
+        // though it is the commoner value (225 of 300), and "B" as the rarer (30 of 300).
+        assert_eq!(
+            (
+                col("liked").guessed.as_str(),
+                col("liked").positive.as_deref()
+            ),
+            ("task", Some("yes"))
+        );
+        assert_eq!(col("purchase").positive.as_deref(), Some("B"));
+        // Two-valued inputs: flagged, kept sparse.
+        for c in ["is_author", "gender"] {
+            assert!(col(c).task_candidate && col(c).guessed == "sparse", "{c}");
+        }
+        assert!(!col("city").task_candidate && !col("liked").task_candidate);
+        // ID-like: 300 distinct of 300 (uid); 120 distinct (40%) but named as an id and
+        // above 100 (item_id). The same values under another name are a dense number (code);
+        // a fractional all-distinct column is dense too, not an id.
+        let flagged: Vec<&str> = ins
+            .columns
+            .iter()
+            .filter(|c| c.id_like)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(flagged, vec!["uid", "item_id"]);
+        assert_eq!(
+            (col("code").guessed.as_str(), col("price").guessed.as_str()),
+            ("dense", "dense")
+        );
+
+        let schema = guess_schema(&ins);
+        assert_eq!(schema.task_names(), vec!["liked", "purchase"]);
+        let inputs: Vec<&str> = schema.sparse.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            inputs,
+            vec!["uid", "item_id", "city", "is_author", "gender"]
+        );
+        let text = schema_toml(&ins, &schema);
+        assert!(text.contains("# ID-like (mostly distinct values; consider min_count or dropping them): uid, item_id\n"), "{text}");
+        assert!(
+            text.contains("# Two-valued inputs that could be tasks instead: is_author, gender\n"),
+            "{text}"
+        );
+        assert_eq!(Schema::from_toml_str(&text, "g").expect("re-read"), schema);
+
+        // The written schema loads, and `positive` makes "yes" the 1: i % 4 != 0, 225 rows.
+        let schema_path = dir.path().join("s.toml");
+        std::fs::write(&schema_path, &text).expect("write");
+        let cfg = crate::DataConfig::Files(crate::FilesConfig::new(&schema_path, &p));
+        let ds = crate::load(&cfg, dir.path()).expect("loads");
+        let liked: f32 = [&ds.train, &ds.valid, &ds.test]
+            .iter()
+            .flat_map(|t| t.labels_of_task(0))
+            .sum();
+        assert_eq!(liked, 225.0);
     }
 }

@@ -14,17 +14,22 @@
 //! - [`load`] builds a [`Dataset`] from a [`DataConfig`]: the Census-Income
 //!   preset, the MMoE synthetic generator, or schema-described files;
 //! - [`batches`] cuts a table into seeded, shuffled mini-batches;
-//! - [`inspect()`](inspect::inspect) summarises an unknown file and guesses a schema.
+//! - [`inspect()`](inspect::inspect) summarises an unknown file and guesses a schema;
+//! - [`derive`] computes labels from rules over columns, [`buckets`] turns
+//!   numbers into bucket ids, [`leakage`] names inputs that give a label away.
 //!
 //! Errors carry the file, line and field of the offending value.
 
 mod atomic;
 pub mod batch;
+pub mod buckets;
 pub mod census;
 pub mod config;
+pub mod derive;
 pub mod encode;
 pub mod error;
 pub mod inspect;
+pub mod leakage;
 pub mod planted;
 pub mod schema;
 pub mod source;
@@ -34,17 +39,21 @@ pub mod table;
 pub mod task_checks;
 
 pub use batch::{Batch, BatchIter, batches};
+pub use buckets::Buckets;
 pub use census::{CensusConfig, census_schema};
 pub use config::{DataConfig, Dataset, FilesConfig, load};
+pub use derive::{CompareOp, DeriveRule, Operand};
 pub use encode::{DenseStats, FeatureMeta, Preprocessor, Vocabulary};
 pub use error::{DataError, Result};
-pub use inspect::{ColumnStats, Inspection, guess_schema, inspect};
+pub use inspect::{ColumnStats, Inspection, guess_schema, inspect, schema_toml};
+pub use leakage::{Leak, LeakScore, find_leaks};
 pub use planted::{BetweenGroups, GroundTruth, Planted, PlantedConfig, PlantedRows, TaskGroup};
-pub use schema::{DenseField, Schema, SparseField, TaskKind, TaskSpec};
+pub use schema::{DenseField, LabelScale, MissingLabels, Schema, SparseField, TaskKind, TaskSpec};
 pub use source::{Format, SourceReader, SourceSpec};
 pub use split::split_indices;
 pub use synthetic::{SyntheticConfig, SyntheticData};
 pub use table::EncodedTable;
 pub use task_checks::{
-    TaskRequirement, TaskRule, check_eval_rows, check_task_kinds, check_task_rows,
+    TaskRequirement, TaskRule, check_eval_rows, check_task_kinds, check_task_labels,
+    check_task_rows,
 };

@@ -13,12 +13,21 @@
 //! [[dense]]
 //! name = "price"
 //! fill = 0.0             # raw value used where the cell is empty
+//! # buckets = 8          # or: quantile buckets of the training split, embedded like
+//! # boundaries = [1.0]   #     a sparse field (or fixed edges); see `crate::buckets`
 //! [[tasks]]
 //! name = "click"
 //! kind = "binary"        # or "regression"
 //! column = "click"       # defaults to the task name
 //! # positive = ["yes"]   # label 1 if the value is in this set
 //! # threshold = 30.0     # label 1 if the value is >= threshold
+//! # derive = { left = "play_ms", op = ">=", right = "length_ms" }   # a rule over
+//! #                      # two columns (or a column and a number); see `crate::derive`
+//! # missing = "mask"     # an empty cell leaves the row out of this task (default "error")
+//! # missing_values = ["-1"]   # cells that count as missing besides empty ones
+//! # given = "view"       # trained and scored only on rows where task `view` is 1
+//! # weight = "w"         # column of per-row example weights (finite, >= 0)
+//! # scale = "none"       # regression only: train on the raw label (default "standard")
 //! ```
 
 use std::collections::HashSet;
@@ -26,6 +35,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::derive::DeriveRule;
 use crate::error::{DataError, Result};
 
 /// What a task predicts; it decides the loss and the metrics downstream.
@@ -36,6 +46,34 @@ pub enum TaskKind {
     Binary,
     /// Real-valued labels, trained and scored with MSE.
     Regression,
+}
+
+/// What a task's missing label means.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingLabels {
+    /// A missing label is an error naming the file, line and column.
+    #[default]
+    Error,
+    /// The row does not enter this task's loss or metrics; the other tasks still use it.
+    Mask,
+}
+
+impl MissingLabels {
+    fn is_error(&self) -> bool {
+        *self == MissingLabels::Error
+    }
+}
+
+/// How a regression label is scaled for training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelScale {
+    /// Standardised with the training split's mean and std (the default for regression):
+    /// a target in milliseconds would otherwise swamp every binary loss.
+    Standard,
+    /// The raw label (the MMoE paper's synthetic protocol).
+    None,
 }
 
 /// A data set's layout: inputs and tasks.
@@ -86,14 +124,27 @@ pub struct DenseField {
     /// counts towards the training mean and std like any other value.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub fill: f32,
+    /// Bucketise into this many quantile buckets of the training split instead
+    /// of standardising (see [`crate::buckets`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<u32>,
+    /// Bucketise at these fixed, strictly increasing edges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundaries: Option<Vec<f64>>,
 }
 
 /// A task and the rule that turns its column into a label.
 ///
 /// With `positive` the label is 1 when the trimmed value is in the set; with
 /// `threshold` it is 1 when the number is `>= threshold`; with neither the
-/// value is the label itself (0 or 1 for binary tasks). A missing label is
-/// always an error: silently dropping or guessing targets skews every metric.
+/// value is the label itself (0 or 1 for binary tasks). A missing label (an
+/// empty cell, or one of `missing_values`) is an error unless `missing = "mask"`
+/// says the log simply lacks it there: guessing a target would skew every metric.
+///
+/// `missing`, `given` and `weight` all act through one per-row, per-task example
+/// weight (0 for a masked row or one where the `given` task is not positive, the
+/// weight column's value otherwise, 1 by default): see
+/// [`EncodedTable::label_weights`](crate::EncodedTable::label_weights).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(from = "TaskSpecToml")]
 pub struct TaskSpec {
@@ -104,6 +155,24 @@ pub struct TaskSpec {
     pub positive: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
+    /// A rule over columns instead of one column's value (see [`crate::derive`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub derive: Option<DeriveRule>,
+    #[serde(skip_serializing_if = "MissingLabels::is_error")]
+    pub missing: MissingLabels,
+    /// Cell values (trimmed) that mean "no label", besides empty cells and Parquet nulls.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_values: Vec<String>,
+    /// A binary task this one is conditional on: trained and scored only on rows where
+    /// that task's label is present and positive (conversion after click).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub given: Option<String>,
+    /// A column of per-row example weights for this task's loss and metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<String>,
+    /// Regression only; `None` means the default, [`LabelScale::Standard`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<LabelScale>,
 }
 
 /// The on-disk form of a task, where `column` may be left out.
@@ -118,6 +187,18 @@ struct TaskSpecToml {
     positive: Option<Vec<String>>,
     #[serde(default)]
     threshold: Option<f64>,
+    #[serde(default)]
+    derive: Option<DeriveRule>,
+    #[serde(default)]
+    missing: MissingLabels,
+    #[serde(default)]
+    missing_values: Vec<String>,
+    #[serde(default)]
+    given: Option<String>,
+    #[serde(default)]
+    weight: Option<String>,
+    #[serde(default)]
+    scale: Option<LabelScale>,
 }
 
 impl From<TaskSpecToml> for TaskSpec {
@@ -129,6 +210,12 @@ impl From<TaskSpecToml> for TaskSpec {
             column,
             positive: t.positive,
             threshold: t.threshold,
+            derive: t.derive,
+            missing: t.missing,
+            missing_values: t.missing_values,
+            given: t.given,
+            weight: t.weight,
+            scale: t.scale,
         }
     }
 }
@@ -143,6 +230,44 @@ fn is_one(v: &u32) -> bool {
 
 fn is_zero(v: &f32) -> bool {
     *v == 0.0
+}
+
+/// A derived label is binary and computed by its rule alone: `column`,
+/// `positive` and `threshold` would be silently ignored, so they are refused.
+fn check_derive(t: &TaskSpec) -> std::result::Result<(), String> {
+    let Some(rule) = &t.derive else {
+        return Ok(());
+    };
+    if t.kind != TaskKind::Binary {
+        return Err("`derive` makes binary labels; use kind = \"binary\"".into());
+    }
+    if t.positive.is_some() || t.threshold.is_some() {
+        return Err("`derive` computes the label itself; drop `positive` and `threshold`".into());
+    }
+    if t.column != t.name {
+        return Err(format!(
+            "`derive` reads its own columns; drop `column = \"{}\"`",
+            t.column
+        ));
+    }
+    rule.check()
+}
+
+/// `buckets` or `boundaries`, not both; at least 2 buckets; usable edges; no
+/// `fill`, since a missing cell of a bucketised field gets the id 0.
+fn check_bucketing(f: &DenseField) -> std::result::Result<(), String> {
+    if f.is_bucketised() && f.fill != 0.0 {
+        return Err(
+            "`fill` does not apply to a bucketised field: a missing cell gets bucket id 0".into(),
+        );
+    }
+    match (f.buckets, &f.boundaries) {
+        (Some(_), Some(_)) => Err("give either `buckets` or `boundaries`, not both".into()),
+        (Some(n), None) if n < 2 => Err(format!("`buckets` must be at least 2, got {n}")),
+        (None, Some(b)) if b.is_empty() => Err("`boundaries` is empty".into()),
+        (None, Some(b)) => crate::buckets::check_boundaries(b),
+        _ => Ok(()),
+    }
 }
 
 impl SparseField {
@@ -168,6 +293,23 @@ impl DenseField {
             name: name.into(),
             column: None,
             fill: 0.0,
+            buckets: None,
+            boundaries: None,
+        }
+    }
+
+    /// Whether the field enters the model as a bucket id instead of a number.
+    pub fn is_bucketised(&self) -> bool {
+        self.buckets.is_some() || self.boundaries.is_some()
+    }
+
+    /// The raw value of a missing cell: `fill`, or NaN for a bucketised field,
+    /// which [`crate::buckets`] maps to the reserved id 0.
+    pub fn missing_value(&self) -> f32 {
+        if self.is_bucketised() {
+            f32::NAN
+        } else {
+            self.fill
         }
     }
 
@@ -186,7 +328,33 @@ impl TaskSpec {
             column: column.into(),
             positive: None,
             threshold: None,
+            derive: None,
+            missing: MissingLabels::Error,
+            missing_values: Vec::new(),
+            given: None,
+            weight: None,
+            scale: None,
         }
+    }
+
+    /// The columns the label is computed from: `derive`'s, else `column`.
+    pub fn source_columns(&self) -> Vec<&str> {
+        match &self.derive {
+            Some(rule) => rule.columns(),
+            None => vec![self.column.as_str()],
+        }
+    }
+
+    /// Whether some rows may lack this task's label or weigh other than 1: then the encoded
+    /// table carries per-row weights.
+    pub fn is_partial(&self) -> bool {
+        self.missing == MissingLabels::Mask || self.given.is_some() || self.weight.is_some()
+    }
+
+    /// Whether the label is standardised for training (regression tasks, unless
+    /// `scale = "none"`).
+    pub fn is_standardised(&self) -> bool {
+        self.kind == TaskKind::Regression && self.scale != Some(LabelScale::None)
     }
 }
 
@@ -244,6 +412,11 @@ impl Schema {
         self.tasks.iter().map(|t| t.kind).collect()
     }
 
+    /// Whether any task has partial labels ([`TaskSpec::is_partial`]).
+    pub fn has_partial_labels(&self) -> bool {
+        self.tasks.iter().any(TaskSpec::is_partial)
+    }
+
     /// Checks the consistency that TOML alone cannot express; `origin` names
     /// the schema in the error.
     pub fn validate(&self, origin: &str) -> Result<()> {
@@ -278,6 +451,9 @@ impl Schema {
             if !f.fill.is_finite() {
                 return fail(format!("field `{}`: fill must be a finite number", f.name));
             }
+            if let Err(message) = check_bucketing(f) {
+                return fail(format!("field `{}`: {message}", f.name));
+            }
         }
 
         let mut task_names = HashSet::new();
@@ -288,12 +464,17 @@ impl Schema {
             if !task_names.insert(t.name.as_str()) {
                 return fail(format!("task name `{}` is used twice", t.name));
             }
-            if let Some((field, _)) = inputs.clone().find(|(_, col)| *col == t.column) {
-                return fail(format!(
-                    "column `{}` is the label of task `{}` and also the input field `{field}`: \
-                     the model would see its own target",
-                    t.column, t.name
-                ));
+            for source in t.source_columns() {
+                if let Some((field, _)) = inputs.clone().find(|(_, col)| *col == source) {
+                    return fail(format!(
+                        "column `{source}` is the label of task `{}` and also the input field \
+                         `{field}`: the model would see its own target",
+                        t.name
+                    ));
+                }
+            }
+            if let Err(message) = check_derive(t) {
+                return fail(format!("task `{}`: {message}", t.name));
             }
             match (t.kind, &t.positive, t.threshold) {
                 (_, Some(_), Some(_)) => {
@@ -320,6 +501,9 @@ impl Schema {
                 }
                 _ => {}
             }
+            if let Err(message) = self.check_partial_labels(t) {
+                return fail(message);
+            }
         }
 
         if let Some(cols) = &self.columns {
@@ -327,12 +511,62 @@ impl Schema {
             let seen: HashSet<&str> = cols.iter().map(String::as_str).collect();
             let used = inputs
                 .map(|(_, c)| c)
-                .chain(self.tasks.iter().map(|t| t.column.as_str()));
+                .chain(self.tasks.iter().flat_map(|t| t.source_columns()))
+                .chain(self.tasks.iter().filter_map(|t| t.weight.as_deref()));
             for c in used {
                 if !seen.contains(c) {
                     return fail(format!("column `{c}` is used but not listed in `columns`"));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// `given`, `weight` and `scale` of task `t`, as a sentence naming the task when wrong.
+    fn check_partial_labels(&self, t: &TaskSpec) -> std::result::Result<(), String> {
+        if let Some(g) = &t.given {
+            match self.tasks.iter().find(|o| &o.name == g) {
+                None => {
+                    return Err(format!(
+                        "task `{}`: `given = \"{g}\"` names no task (tasks: {})",
+                        t.name,
+                        self.task_names().join(", ")
+                    ));
+                }
+                Some(o) if o.name == t.name => {
+                    return Err(format!("task `{}`: a task cannot be given itself", t.name));
+                }
+                Some(o) if o.kind != TaskKind::Binary => {
+                    return Err(format!(
+                        "task `{}`: `given = \"{g}\"` must name a binary task; `{g}` is a \
+                         regression task, which has no positive rows",
+                        t.name
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(w) = &t.weight {
+            if *w == t.column {
+                return Err(format!(
+                    "task `{}`: the weight column `{w}` is the task's own label column",
+                    t.name
+                ));
+            }
+            let input = self.sparse.iter().map(|f| (f.name.as_str(), f.column()));
+            let mut input = input.chain(self.dense.iter().map(|f| (f.name.as_str(), f.column())));
+            if let Some((field, _)) = input.find(|(_, c)| c == w) {
+                return Err(format!(
+                    "task `{}`: the weight column `{w}` is also the input field `{field}`",
+                    t.name
+                ));
+            }
+        }
+        if t.kind == TaskKind::Binary && t.scale.is_some() {
+            return Err(format!(
+                "task `{}`: `scale` applies to regression labels; binary labels are 0/1",
+                t.name
+            ));
         }
         Ok(())
     }

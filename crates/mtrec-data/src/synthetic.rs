@@ -219,10 +219,13 @@ pub fn synthetic_schema(dim: usize) -> Schema {
         columns: None,
         sparse: Vec::new(),
         dense: (0..dim).map(|j| DenseField::new(format!("x{j}"))).collect(),
-        tasks: vec![
-            TaskSpec::new("task1", TaskKind::Regression, "y1"),
-            TaskSpec::new("task2", TaskKind::Regression, "y2"),
-        ],
+        // Raw labels, as the MMoE paper trains them (its reported MSEs are on that scale).
+        tasks: [("task1", "y1"), ("task2", "y2")]
+            .map(|(name, column)| TaskSpec {
+                scale: Some(crate::LabelScale::None),
+                ..TaskSpec::new(name, TaskKind::Regression, column)
+            })
+            .into(),
     }
 }
 
@@ -303,6 +306,7 @@ pub fn dataset(cfg: &SyntheticConfig) -> Result<Dataset> {
             sparse: Vec::new(),
             dense: data.x,
             labels: data.y,
+            ..EncodedTable::default()
         },
         interners: Vec::new(),
     };

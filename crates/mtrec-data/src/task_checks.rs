@@ -37,6 +37,11 @@ pub enum TaskRule {
     /// Every row positive on task `from` is positive on task `to` (a label above 0.5 is
     /// positive).
     Implies { from: usize, to: usize },
+    /// Every task labelled on every row with weight 1: no `missing = "mask"`, `given` or
+    /// `weight` in the schema ([`check_task_labels`]).
+    FullLabels,
+    /// No task is conditional on another (`given`) ([`check_task_labels`]).
+    Unconditional,
 }
 
 /// A [`TaskRule`] with who assumes it and why, both for the message when it breaks.
@@ -115,6 +120,54 @@ pub fn check_task_kinds(
         path,
         line,
         message,
+    })
+}
+
+/// Checks the rules about partial labels ([`TaskRule::FullLabels`], [`TaskRule::Unconditional`])
+/// against the data's schema; the first broken one is the error, naming the schema file (for
+/// files) and the line of the offending task's `[[tasks]]` entry.
+pub fn check_task_labels(
+    reqs: &[TaskRequirement],
+    cfg: &DataConfig,
+    base_dir: &Path,
+    schema: &Schema,
+) -> Result<()> {
+    let broken = reqs.iter().find_map(|r| {
+        let offending = schema.tasks.iter().position(|t| match r.rule {
+            TaskRule::FullLabels => t.is_partial(),
+            TaskRule::Unconditional => t.given.is_some(),
+            _ => false,
+        })?;
+        Some((r, offending))
+    });
+    let Some((req, t)) = broken else {
+        return Ok(());
+    };
+    let task = &schema.tasks[t];
+    let what = match (&task.given, &task.weight) {
+        (Some(g), _) => format!("`given = \"{g}\"`"),
+        (None, Some(w)) => format!("`weight = \"{w}\"`"),
+        (None, None) => "`missing = \"mask\"`".to_string(),
+    };
+    let needs = match req.rule {
+        TaskRule::FullLabels => "every task labelled on every row with weight 1",
+        _ => "no task conditional on another",
+    };
+    let path = match cfg {
+        DataConfig::Files(f) => Some(base_dir.join(&f.schema)),
+        _ => None,
+    };
+    let line = path
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| task_entry_line(&text, t));
+    Err(DataError::TaskAssumption {
+        path,
+        line,
+        message: format!(
+            "{} needs {needs}, but task `{}` has {what}: {}",
+            req.by, task.name, req.why
+        ),
     })
 }
 
@@ -281,7 +334,13 @@ impl Tally {
         if from >= n || to >= n {
             return;
         }
-        for row in table.labels.chunks_exact(n) {
+        // A row unlabelled for either task (weight 0) says nothing about the implication.
+        for (r, row) in table.labels.chunks_exact(n).enumerate() {
+            if let Some(w) = table.label_weight_row(r)
+                && (w[from] <= 0.0 || w[to] <= 0.0)
+            {
+                continue;
+            }
             self.add(None, row[from] > 0.5, row[to] > 0.5);
         }
     }
@@ -308,9 +367,8 @@ fn scan_file(
     let mut buf = String::new();
     while let Some(row) = reader.next_row()? {
         let line = row.line();
-        let mut positive = |r: &LabelRule| -> Result<bool> {
-            Ok(r.label(row.get(r.col), &path, line, &mut buf)? > 0.5)
-        };
+        let mut positive =
+            |r: &LabelRule| -> Result<bool> { Ok(r.label_of(&row, &path, line, &mut buf)? > 0.5) };
         let (f, t) = (positive(&rules[0])?, positive(&rules[1])?);
         tally.add(Some(line), f, t);
     }

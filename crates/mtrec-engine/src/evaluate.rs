@@ -3,7 +3,10 @@
 use burn::prelude::*;
 use mtrec_arch::{DerivedTask, MultiTaskModel};
 use mtrec_data::{EncodedTable, TaskKind, batches};
-use mtrec_metrics::{MetricError, TaskMetrics, auc, binary_metrics, logloss, regression_metrics};
+use mtrec_metrics::{
+    MetricError, TaskMetrics, auc, binary_metrics, logloss, regression_metrics,
+    weighted_binary_metrics, weighted_logloss, weighted_regression_metrics,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
@@ -27,7 +30,10 @@ pub struct EvalReport {
     pub derived: Vec<TaskReport>,
     /// `sum_k w_k L_k` (logloss for binary tasks, MSE for regression) with the weights passed
     /// to [`evaluate`]: in training, the fixed weights model selection uses (see
-    /// [`crate::Monitor::Loss`]), so the figure compares across epochs and runs.
+    /// [`crate::Monitor::Loss`]), so the figure compares across epochs and runs. A
+    /// standardised regression label enters on the scale the model trains on (`MSE / std^2`),
+    /// so a target in milliseconds does not decide model selection alone; the task's reported
+    /// `mse` is on the label's own scale.
     pub loss: f64,
 }
 
@@ -60,7 +66,9 @@ impl EvalReport {
 }
 
 /// Model outputs for every row, per task: probabilities for binary tasks, values for
-/// regression. `model` should be in validation mode (`Module::valid`).
+/// regression on the label's own scale (mapped back from the standardised scale the model
+/// trains on with the table's `label_scales`). `model` should be in validation mode
+/// (`Module::valid`).
 pub fn predict<M: MultiTaskModel>(
     model: &M,
     table: &EncodedTable,
@@ -77,7 +85,7 @@ pub fn predict<M: MultiTaskModel>(
             let task = i % t;
             out[task].push(match kinds[task] {
                 TaskKind::Binary => 1.0 / (1.0 + (-v).exp()),
-                TaskKind::Regression => v,
+                TaskKind::Regression => table.label_scale(task).invert(v),
             });
         }
     }
@@ -99,29 +107,21 @@ pub fn evaluate<M: MultiTaskModel>(
     let mut loss = 0.0;
     for (t, name) in names.iter().enumerate() {
         let labels = table.labels_of_task(t);
-        let metrics = match kinds[t] {
-            TaskKind::Binary => binary_metrics(&preds[t], &labels).or_else(|e| match e {
-                // A small split can hold one class only: AUC is undefined there, but the
-                // logloss still says how the model does, so report that rather than fail.
-                MetricError::SingleClass { .. } => {
-                    tracing::warn!("task `{name}`: {e}; reporting logloss only");
-                    Ok(TaskMetrics {
-                        logloss: Some(logloss(&preds[t], &labels)?),
-                        n: labels.len(),
-                        ..TaskMetrics::default()
-                    })
+        let example_weights = table.weights_of_task(t);
+        let metrics =
+            task_metrics(name, kinds[t], &preds[t], &labels, example_weights).map_err(|error| {
+                EngineError::Metric {
+                    task: name.clone(),
+                    split: None,
+                    error,
                 }
-                e => Err(e),
-            }),
-            TaskKind::Regression => regression_metrics(&preds[t], &labels),
-        }
-        .map_err(|error| EngineError::Metric {
-            task: name.clone(),
-            split: None,
-            error,
-        })?;
-        loss +=
-            weights.get(t).copied().unwrap_or(1.0) * metrics.logloss.or(metrics.mse).unwrap_or(0.0);
+            })?;
+        let std = f64::from(table.label_scale(t).std);
+        let task_loss = metrics
+            .logloss
+            .or(metrics.mse.map(|mse| mse / (std * std)))
+            .unwrap_or(0.0);
+        loss += weights.get(t).copied().unwrap_or(1.0) * task_loss;
         tasks.push(TaskReport {
             name: name.clone(),
             kind: kinds[t],
@@ -140,8 +140,74 @@ pub fn evaluate<M: MultiTaskModel>(
     })
 }
 
+/// One task's metrics. With example weights, the rows of weight 0 drop out (`n` counts the
+/// others); when every remaining weight is 1 the plain metrics of those rows are reported, so
+/// masking rows gives exactly the figures of the labelled rows alone, else the weighted ones
+/// (`weighted_auc`, `weighted_logloss`, `weighted_mse`, with `weight_sum`). A split without a
+/// labelled row reports `n = 0` and no figure, with a warning, rather than failing.
+fn task_metrics(
+    name: &str,
+    kind: TaskKind,
+    preds: &[f32],
+    labels: &[f32],
+    weights: Option<Vec<f32>>,
+) -> Result<TaskMetrics, MetricError> {
+    let Some(weights) = weights else {
+        return plain_metrics(name, kind, preds, labels);
+    };
+    let kept: Vec<usize> = (0..weights.len()).filter(|&i| weights[i] > 0.0).collect();
+    if kept.is_empty() {
+        tracing::warn!("task `{name}`: no labelled rows in this split; no figures");
+        return Ok(TaskMetrics::default());
+    }
+    if kept.iter().all(|&i| weights[i] == 1.0) {
+        let pick = |v: &[f32]| kept.iter().map(|&i| v[i]).collect::<Vec<f32>>();
+        return plain_metrics(name, kind, &pick(preds), &pick(labels));
+    }
+    match kind {
+        TaskKind::Binary => weighted_binary_metrics(preds, labels, &weights).or_else(|e| match e {
+            MetricError::SingleClass { .. } => {
+                tracing::warn!("task `{name}`: {e}; reporting logloss only");
+                Ok(TaskMetrics {
+                    logloss: Some(weighted_logloss(preds, labels, &weights)?),
+                    n: kept.len(),
+                    weight_sum: Some(kept.iter().map(|&i| f64::from(weights[i])).sum()),
+                    ..TaskMetrics::default()
+                })
+            }
+            e => Err(e),
+        }),
+        TaskKind::Regression => weighted_regression_metrics(preds, labels, &weights),
+    }
+}
+
+/// AUC and logloss, or MSE, of every row given.
+fn plain_metrics(
+    name: &str,
+    kind: TaskKind,
+    preds: &[f32],
+    labels: &[f32],
+) -> Result<TaskMetrics, MetricError> {
+    match kind {
+        TaskKind::Binary => binary_metrics(preds, labels).or_else(|e| match e {
+            // A small split can hold one class only: AUC is undefined there, but the
+            // logloss still says how the model does, so report that rather than fail.
+            MetricError::SingleClass { .. } => {
+                tracing::warn!("task `{name}`: {e}; reporting logloss only");
+                Ok(TaskMetrics {
+                    logloss: Some(logloss(preds, labels)?),
+                    n: labels.len(),
+                    ..TaskMetrics::default()
+                })
+            }
+            e => Err(e),
+        }),
+        TaskKind::Regression => regression_metrics(preds, labels),
+    }
+}
+
 /// AUC of `p[numerator] / p[denominator]` against the numerator's labels, on the rows where
-/// the `given` task's label is positive.
+/// the `given` task's label is positive (and both tasks are labelled).
 fn derived_metrics(
     d: &DerivedTask,
     preds: &[Vec<f32>],
@@ -149,10 +215,11 @@ fn derived_metrics(
 ) -> Result<TaskReport, EngineError> {
     let given = table.labels_of_task(d.given);
     let target = table.labels_of_task(d.numerator);
+    let labelled = |t: usize, i: usize| table.label_weight_row(i).is_none_or(|w| w[t] > 0.0);
     let mut scores = Vec::new();
     let mut labels = Vec::new();
     for (i, &g) in given.iter().enumerate() {
-        if g > 0.5 {
+        if g > 0.5 && labelled(d.given, i) && labelled(d.numerator, i) {
             scores.push(preds[d.numerator][i] / preds[d.denominator][i].max(f32::MIN_POSITIVE));
             labels.push(target[i]);
         }

@@ -23,7 +23,7 @@ pub use config::{ExperimentConfig, Monitor, TrainConfig};
 pub use error::EngineError;
 pub use evaluate::{EvalReport, TaskReport, evaluate, predict};
 pub use events::{Event, NullObserver, Observer};
-pub use loss::task_losses;
+pub use loss::{task_losses, weighted_task_losses};
 pub use requirements::{check_tasks, task_requirements};
 pub use scheme::{Predictor, SchemeConfig, Trainer};
 pub use search::{GateSchedule, SearchConfig, SearchLog, SearchOutcome, SearchStepper, search};

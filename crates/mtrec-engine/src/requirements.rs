@@ -32,6 +32,7 @@ pub fn check_tasks(
         return Ok(());
     }
     mtrec_data::check_task_kinds(&reqs, &cfg.data, base_dir, &data.meta())?;
+    mtrec_data::check_task_labels(&reqs, &cfg.data, base_dir, &data.preprocessor.schema)?;
     for warning in mtrec_data::check_task_rows(&reqs, &cfg.data, base_dir, data)? {
         tracing::warn!("{warning}");
     }
@@ -66,11 +67,13 @@ mod tests {
                 TaskRule::Binary(0),
                 TaskRule::Binary(1),
                 TaskRule::Implies { from: 1, to: 0 },
+                TaskRule::Unconditional,
                 TaskRule::MinBinary(2),
+                TaskRule::FullLabels,
             ]
         );
         assert_eq!(
-            task_requirements(&esmm_distil)[4].by,
+            task_requirements(&esmm_distil)[5].by,
             "[scheme] kind = \"cross-distil\""
         );
     }

@@ -13,7 +13,7 @@ use mtrec_data::{Batch, Dataset, TaskKind};
 use mtrec_weighting::{StepContext, Weighting};
 
 use crate::scheme::{Predictor, Trainer};
-use crate::tensors::{input_of, labels_of};
+use crate::tensors::{input_of, labels_of, weights_of};
 use crate::{EngineError, ExperimentConfig};
 
 /// The Adam optimizer of `[train]` (learning rate aside, which each step passes).
@@ -67,11 +67,13 @@ impl Stepper {
         let model = self.model.take().expect("model present between steps");
         let input = input_of(batch, &self.device);
         let labels = labels_of(batch, &self.device);
+        let weights = weights_of(batch, &self.device);
         let (loss, grads) = if self.weighting.per_task_gradients() {
-            self.per_task_grads(&model, &input, labels)
+            let every_task = every_task_weighed(batch);
+            self.per_task_grads(&model, &input, labels, weights, every_task)
         } else {
             let out = model.forward(&input);
-            let losses = crate::task_losses(out.outputs, labels, &self.kinds);
+            let losses = crate::weighted_task_losses(out.outputs, labels, weights, &self.kinds);
             let (loss, raw) =
                 weighted_backward(self.weighting.as_mut(), &self.ctx, losses, out.aux_loss);
             (loss, GradientsParams::from_grads(raw, &model))
@@ -86,18 +88,29 @@ impl Stepper {
     /// (reached by several tasks) through the weighting, the others as they are. The extra
     /// forwards also move batch-norm running statistics once per task, and draw fresh dropout
     /// masks per task: a step sees T slightly different networks, not one.
+    ///
+    /// Which parameters are shared is read off the gradients, so it is only remembered from
+    /// a step where `every_task` has weight in the batch: a conditional task without one
+    /// qualifying row has zero gradients everywhere and would make shared layers look private.
     fn per_task_grads(
         &mut self,
         model: &Model,
         input: &mtrec_arch::ModelInput,
         labels: Tensor<2>,
+        weights: Option<Tensor<2>>,
+        every_task: bool,
     ) -> (f64, GradientsParams) {
         let t = self.kinds.len();
         let mut total = 0.0;
         let mut per_task = Vec::with_capacity(t);
         for k in 0..t {
             let out = model.forward(input);
-            let losses = crate::task_losses(out.outputs, labels.clone(), &self.kinds);
+            let losses = crate::weighted_task_losses(
+                out.outputs,
+                labels.clone(),
+                weights.clone(),
+                &self.kinds,
+            );
             let mut loss = losses.narrow(0, k, 1);
             // A model's own penalty is shared out evenly, so the tasks' sum keeps it once.
             if let Some(aux) = out.aux_loss {
@@ -111,6 +124,7 @@ impl Stepper {
             weighting: self.weighting.as_mut(),
             ctx: &self.ctx,
             shared: &mut self.shared,
+            remember: every_task,
             out: GradientsParams::new(),
         };
         model.visit(&mut combine);
@@ -124,6 +138,15 @@ impl Stepper {
     pub fn weights(&self) -> Vec<f64> {
         self.weighting.weights()
     }
+}
+
+/// Whether every task has some weight in `batch` (always, without example weights).
+fn every_task_weighed(batch: &Batch) -> bool {
+    let Some(w) = &batch.weights else {
+        return true;
+    };
+    let t = batch.n_tasks;
+    (0..t).all(|k| w.iter().skip(k).step_by(t.max(1)).any(|&x| x > 0.0))
 }
 
 /// The weighted objective of `losses` (plus a model's own penalty `aux`), differentiated; a
@@ -182,6 +205,8 @@ struct CombineGrads<'a> {
     weighting: &'a mut dyn Weighting,
     ctx: &'a StepContext,
     shared: &'a mut HashMap<ParamId, bool>,
+    /// Whether sharing found on this step may be remembered (see `per_task_grads`).
+    remember: bool,
     out: GradientsParams,
 }
 
@@ -193,10 +218,16 @@ impl ModuleVisitor for CombineGrads<'_> {
         if grads.iter().all(Option::is_none) {
             return;
         }
-        let shared = *self
-            .shared
-            .entry(param.id)
-            .or_insert_with(|| tasks_sharing(&grads) >= 2);
+        let shared = match self.shared.get(&param.id) {
+            Some(&known) => known,
+            None => {
+                let found = tasks_sharing(&grads) >= 2;
+                if self.remember {
+                    self.shared.insert(param.id, found);
+                }
+                found
+            }
+        };
         let combined = if shared {
             self.weighting.combine_shared(param.id, grads, self.ctx)
         } else {
@@ -238,6 +269,26 @@ mod tests {
 
     fn g(v: &[f32]) -> Option<Tensor<1>> {
         Some(Tensor::<1>::from_floats(v, &Device::default()))
+    }
+
+    /// MetaBalance remembers which parameters are shared from the first step it sees; a
+    /// conditional task without a qualifying row in that batch has no gradient anywhere, so
+    /// such a step must not decide it.
+    #[test]
+    fn sharing_is_only_decided_on_a_batch_that_weighs_every_task() {
+        let batch = |weights: Option<Vec<f32>>| Batch {
+            len: 2,
+            sparse: Vec::new(),
+            dense: vec![0.0, 0.0],
+            labels: vec![0.0; 4],
+            weights,
+            n_sparse: 0,
+            n_dense: 1,
+            n_tasks: 2,
+        };
+        assert!(every_task_weighed(&batch(None)));
+        assert!(every_task_weighed(&batch(Some(vec![1.0, 0.0, 0.0, 0.5]))));
+        assert!(!every_task_weighed(&batch(Some(vec![1.0, 0.0, 2.0, 0.0]))));
     }
 
     #[test]

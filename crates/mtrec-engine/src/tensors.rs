@@ -21,3 +21,13 @@ pub fn labels_of(batch: &Batch, device: &Device) -> Tensor<2> {
         device,
     )
 }
+
+/// The batch's example weights `[B, T]`; `None` when every weight is 1 (the losses then take
+/// plain means, as they always did).
+pub fn weights_of(batch: &Batch, device: &Device) -> Option<Tensor<2>> {
+    let w = batch.weights.as_ref()?;
+    Some(Tensor::<2>::from_data(
+        TensorData::new(w.clone(), [batch.len, batch.n_tasks]),
+        device,
+    ))
+}

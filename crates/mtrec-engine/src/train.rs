@@ -100,6 +100,28 @@ fn score(monitor: &Monitor, report: &EvalReport) -> Result<f64, EngineError> {
     }
 }
 
+/// With partial labels, logs each task's labelled training rows, and refuses a task that has
+/// none: it would train on nothing and report figures of an untrained tower.
+pub(crate) fn check_labelled(train: &EncodedTable, names: &[String]) -> Result<(), EngineError> {
+    if train.label_weights.is_none() {
+        return Ok(());
+    }
+    for (t, name) in names.iter().enumerate() {
+        let n = train.labelled_rows(t);
+        if n == 0 {
+            return Err(EngineError::Invalid(format!(
+                "task `{name}` has no labelled row in the training split (every label is \
+                 missing, its `given` task is never positive, or every weight is 0)"
+            )));
+        }
+        tracing::info!(
+            "task `{name}`: {n} of {} training rows labelled",
+            train.n_rows
+        );
+    }
+    Ok(())
+}
+
 /// Batches in one epoch over `n_rows`, capped by `max` (0 = no cap).
 pub(crate) fn batches_per_epoch(n_rows: usize, batch_size: usize, max: usize) -> usize {
     let n = n_rows.div_ceil(batch_size.max(1));
@@ -161,6 +183,7 @@ pub fn fit(
             "the training and validation splits must not be empty".into(),
         ));
     }
+    check_labelled(&data.train, names)?;
     let monitor = match &t.monitor {
         Monitor::Auto if kinds.iter().all(|k| *k == TaskKind::Binary) => Monitor::MeanAuc,
         Monitor::Auto => Monitor::Loss,

@@ -16,7 +16,8 @@ fn gauss(rng: &mut StdRng) -> f64 {
 
 /// `rows` rows of `user,item,price,age,click,watch`, the shape of the peer's report: `click`
 /// binary, `watch` a regression target (hours watched, so its MSE is small and the
-/// uncertainty weighting's learnt weight of it grows large). Returns the config's `[data]`.
+/// uncertainty weighting's learnt weight of it grows large; `scale = "none"` keeps it in
+/// hours, as it was when the fault was found). Returns the config's `[data]`.
 fn write_click_watch(dir: &Path, rows: usize, seed: u64) -> String {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut csv = String::from("user,item,price,age,click,watch\n");
@@ -45,7 +46,8 @@ fn write_click_watch(dir: &Path, rows: usize, seed: u64) -> String {
         "[[sparse]]\nname = \"user\"\n[[sparse]]\nname = \"item\"\n\
          [[dense]]\nname = \"price\"\n[[dense]]\nname = \"age\"\n\
          [[tasks]]\nname = \"click\"\nkind = \"binary\"\ncolumn = \"click\"\n\
-         [[tasks]]\nname = \"watch\"\nkind = \"regression\"\ncolumn = \"watch\"\n",
+         [[tasks]]\nname = \"watch\"\nkind = \"regression\"\ncolumn = \"watch\"\n\
+         scale = \"none\"\n",
     )
     .unwrap();
     format!(

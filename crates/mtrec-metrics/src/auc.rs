@@ -19,7 +19,7 @@
 
 use std::cmp::Ordering;
 
-use crate::error::{MetricError, check_inputs};
+use crate::error::{MetricError, check_inputs, weighted_rows};
 
 /// Exact ROC AUC of `scores` against 0/1 `labels` (a label `> 0.5` is
 /// positive). Scores may be logits or probabilities: only their order counts.
@@ -57,6 +57,50 @@ pub fn auc(scores: &[f32], labels: &[f32]) -> Result<f64, MetricError> {
         negatives_below += q;
     }
     Ok(twice_u as f64 / (2.0 * positives as f64 * negatives as f64))
+}
+
+/// ROC AUC with example weights: the probability that a positive outranks a negative when
+/// each is drawn with probability proportional to its weight, ties counting one half,
+///
+/// ```text
+/// AUC_w = sum_{i pos, j neg} w_i w_j ([s_i > s_j] + 1/2 [s_i = s_j]) / (W_pos W_neg)
+/// ```
+///
+/// with `W_pos`, `W_neg` the weight sums of the positives and negatives. Computed like
+/// [`auc`], one sort and a walk over the groups of tied scores (`O(n log n)`), with weight
+/// sums in `f64` in place of counts; with every weight 1 it is [`auc`]. Rows of weight 0 drop
+/// out entirely (a masked label, a row a conditional task does not score).
+///
+/// # Errors
+/// [`MetricError::LengthMismatch`], [`MetricError::WeightLengthMismatch`],
+/// [`MetricError::BadWeight`] (negative or non-finite), [`MetricError::Empty`] (no weight
+/// above 0), [`MetricError::NonFinite`], and [`MetricError::SingleClass`] when the rows of
+/// positive weight hold one class only.
+pub fn weighted_auc(scores: &[f32], labels: &[f32], weights: &[f32]) -> Result<f64, MetricError> {
+    let kept = weighted_rows(scores, labels, weights)?;
+    let positives = kept.iter().filter(|&&i| is_positive(labels[i])).count();
+    let negatives = kept.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return Err(MetricError::SingleClass {
+            positives,
+            negatives,
+        });
+    }
+    let mut ranked: Vec<(f32, bool, f64)> = kept
+        .iter()
+        .map(|&i| (scores[i], is_positive(labels[i]), f64::from(weights[i])))
+        .collect();
+    ranked.sort_unstable_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal));
+
+    let (mut u, mut negatives_below, mut w_pos) = (0.0f64, 0.0f64, 0.0f64);
+    for group in ranked.chunk_by(|a, b| a.0 == b.0) {
+        let p: f64 = group.iter().filter(|r| r.1).map(|r| r.2).sum();
+        let q: f64 = group.iter().filter(|r| !r.1).map(|r| r.2).sum();
+        u += p * (negatives_below + 0.5 * q);
+        negatives_below += q;
+        w_pos += p;
+    }
+    Ok(u / (w_pos * negatives_below))
 }
 
 /// The label convention shared by every binary metric in this crate.
@@ -194,6 +238,116 @@ mod tests {
             }
         }
         twice_u as f64 / (2.0 * p as f64 * n as f64)
+    }
+
+    /// The weighted definition itself: every (positive, negative) pair weighs `w_i w_j`.
+    fn brute_force_weighted_auc(scores: &[f32], labels: &[f32], weights: &[f32]) -> f64 {
+        let (mut u, mut wp, mut wn) = (0.0f64, 0.0f64, 0.0f64);
+        for i in 0..scores.len() {
+            let wi = f64::from(weights[i]);
+            if labels[i] > 0.5 {
+                wp += wi;
+            } else {
+                wn += wi;
+                continue;
+            }
+            for j in 0..scores.len() {
+                if labels[j] > 0.5 {
+                    continue;
+                }
+                let wj = f64::from(weights[j]);
+                u += wi
+                    * wj
+                    * match scores[i].partial_cmp(&scores[j]) {
+                        Some(Ordering::Greater) => 1.0,
+                        Some(Ordering::Equal) => 0.5,
+                        _ => 0.0,
+                    };
+            }
+        }
+        u / (wp * wn)
+    }
+
+    #[test]
+    fn weighted_hand_example() {
+        // positives: s = .9 (w 2), .4 (w 1); negatives: s = .4 (w 3), .1 (w 1), .8 (w 0).
+        // The weight-0 negative drops out. Pairs, w_i w_j times the outcome:
+        //   .9 vs .4: 2*3*1 = 6    .9 vs .1: 2*1*1 = 2
+        //   .4 vs .4: 1*3*0.5 = 1.5 .4 vs .1: 1*1*1 = 1
+        // sum 10.5 over W_pos W_neg = 3 * 4 = 12 -> 0.875.
+        let scores = [0.9, 0.4, 0.4, 0.1, 0.8];
+        let labels = [1.0, 1.0, 0.0, 0.0, 0.0];
+        let weights = [2.0, 1.0, 3.0, 1.0, 0.0];
+        let got = weighted_auc(&scores, &labels, &weights).unwrap();
+        assert!(close(got, 0.875), "{got}");
+        // Unit weights give the plain AUC: .9 beats all three, .4 ties .4, beats .1, loses
+        // to .8: (3 + 1.5) / 6 = 0.75.
+        let ones = [1.0; 5];
+        assert!(close(weighted_auc(&scores, &labels, &ones).unwrap(), 0.75));
+        assert!(close(auc(&scores, &labels).unwrap(), 0.75));
+        // An integer weight counts as that many copies of the row.
+        let copies_s = [0.9, 0.9, 0.4, 0.4, 0.4, 0.4, 0.1];
+        let copies_y = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+        assert!(close(auc(&copies_s, &copies_y).unwrap(), 0.875));
+    }
+
+    #[test]
+    fn weighted_matches_brute_force_and_rejects_bad_weights() {
+        let mut rng = Lcg(7);
+        for round in 0..40 {
+            let n = 2 + rng.next_below(200) as usize;
+            let levels = 1 + rng.next_below(if round % 2 == 0 { 4 } else { 40 });
+            let scores: Vec<f32> = (0..n)
+                .map(|_| rng.next_below(levels) as f32 / levels as f32)
+                .collect();
+            let mut labels: Vec<f32> = (0..n).map(|_| rng.next_below(2) as f32).collect();
+            // Weights in {0, 0.25, ..., 2}, with a non-zero weight on one row of each class.
+            let mut weights: Vec<f32> = (0..n).map(|_| rng.next_below(9) as f32 / 4.0).collect();
+            labels[0] = 0.0;
+            labels[1] = 1.0;
+            weights[0] = 0.5;
+            weights[1] = 1.5;
+            let fast = weighted_auc(&scores, &labels, &weights).unwrap();
+            let slow = brute_force_weighted_auc(&scores, &labels, &weights);
+            assert!(
+                (fast - slow).abs() < 1e-12,
+                "round {round}: fast={fast} slow={slow}"
+            );
+        }
+        assert_eq!(
+            weighted_auc(&[0.1, 0.2], &[1.0, 0.0], &[1.0, -1.0]),
+            Err(MetricError::BadWeight {
+                index: 1,
+                row: 2,
+                value: "-1".into()
+            })
+        );
+        assert!(matches!(
+            weighted_auc(&[0.1, 0.2], &[1.0, 0.0], &[f32::NAN, 1.0]),
+            Err(MetricError::BadWeight { row: 1, .. })
+        ));
+        assert_eq!(
+            weighted_auc(&[0.1, 0.2], &[1.0, 0.0], &[1.0]),
+            Err(MetricError::WeightLengthMismatch {
+                rows: 2,
+                weights: 1
+            })
+        );
+        assert_eq!(
+            weighted_auc(&[0.1, 0.2], &[1.0, 0.0], &[0.0, 0.0]),
+            Err(MetricError::Empty)
+        );
+        // The only negative has weight 0: one class is left.
+        assert_eq!(
+            weighted_auc(&[0.1, 0.2, 0.3], &[1.0, 0.0, 1.0], &[1.0, 0.0, 2.0]),
+            Err(MetricError::SingleClass {
+                positives: 2,
+                negatives: 0
+            })
+        );
+        // A non-finite prediction on a row of weight 0 is never looked at.
+        let got = weighted_auc(&[0.1, f32::NAN, 0.3], &[0.0, 1.0, 1.0], &[1.0, 0.0, 1.0]);
+        assert_eq!(got, Ok(1.0));
     }
 
     #[test]

@@ -38,6 +38,19 @@ pub enum MetricError {
         /// Whether the prediction or the label is non-finite (the prediction when both are).
         operand: Operand,
     },
+    /// An example weight is negative or not finite: a weight is how many times a row counts,
+    /// so neither has a meaning. `value` is the weight as written.
+    #[error("the weight of row {row} is {value}: example weights must be finite and >= 0")]
+    BadWeight {
+        /// Position of the first offending example, 0-based.
+        index: usize,
+        /// 1-based row, for the message.
+        row: usize,
+        value: String,
+    },
+    /// Weights and examples differ in number.
+    #[error("length mismatch: {rows} examples but {weights} weights")]
+    WeightLengthMismatch { rows: usize, weights: usize },
 }
 
 /// Which input of a metric was bad.
@@ -105,6 +118,47 @@ pub(crate) fn check_inputs(preds: &[f32], labels: &[f32]) -> Result<(), MetricEr
     }
 }
 
+/// The examples of a weighted metric that count: the indices whose weight is above 0, after
+/// checking lengths and that every weight is finite and >= 0. Rows of weight 0 drop out before
+/// any other check (a masked label's prediction is never looked at); then at least one example
+/// must remain and its prediction and label be finite.
+pub(crate) fn weighted_rows(
+    preds: &[f32],
+    labels: &[f32],
+    weights: &[f32],
+) -> Result<Vec<usize>, MetricError> {
+    if preds.len() != labels.len() {
+        return Err(MetricError::LengthMismatch {
+            scores: preds.len(),
+            labels: labels.len(),
+        });
+    }
+    if weights.len() != preds.len() {
+        return Err(MetricError::WeightLengthMismatch {
+            rows: preds.len(),
+            weights: weights.len(),
+        });
+    }
+    if let Some(index) = weights.iter().position(|w| !(w.is_finite() && *w >= 0.0)) {
+        return Err(MetricError::BadWeight {
+            index,
+            row: index + 1,
+            value: weights[index].to_string(),
+        });
+    }
+    let kept: Vec<usize> = (0..weights.len()).filter(|&i| weights[i] > 0.0).collect();
+    if kept.is_empty() {
+        return Err(MetricError::Empty);
+    }
+    if let Some(&index) = kept
+        .iter()
+        .find(|&&i| !preds[i].is_finite() || !labels[i].is_finite())
+    {
+        return Err(MetricError::non_finite(index, preds[index].is_finite()));
+    }
+    Ok(kept)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,7 +200,10 @@ mod tests {
         };
         assert_eq!(e.to_string(), "length mismatch: 3 predictions but 4 labels");
         let e = MetricError::non_finite(5, true);
-        assert_eq!(e.to_string(), "the label of row 6 is not finite (NaN or infinite)");
+        assert_eq!(
+            e.to_string(),
+            "the label of row 6 is not finite (NaN or infinite)"
+        );
         let e = MetricError::non_finite(0, false);
         assert_eq!(
             e.to_string(),

@@ -10,7 +10,7 @@
 //!
 //! One metric per file:
 //! - [`auc`](mod@auc): exact ROC AUC through the Mann-Whitney U statistic, ties count
-//!   one half, `O(n log n)`;
+//!   one half, `O(n log n)`; [`weighted_auc`] the same with example weights;
 //! - [`logloss`](mod@logloss): mean binary cross-entropy of probabilities;
 //! - [`mse`](mod@mse): mean squared error;
 //! - [`task`](mod@task): [`TaskMetrics`], the summary of one task, and
@@ -22,10 +22,11 @@ pub mod logloss;
 pub mod mse;
 pub mod task;
 
-pub use auc::auc;
+pub use auc::{auc, weighted_auc};
 pub use error::{MetricError, Operand};
-pub use logloss::logloss;
-pub use mse::mse;
+pub use logloss::{logloss, weighted_logloss};
+pub use mse::{mse, weighted_mse};
 pub use task::{
     TaskAccumulator, TaskMetrics, binary_metrics, higher_is_better, regression_metrics,
+    weighted_binary_metrics, weighted_regression_metrics,
 };

@@ -10,7 +10,7 @@
 //! recommender benchmarks. Labels enter as they are, so soft labels in
 //! `[0, 1]` give the cross-entropy PyTorch's `BCELoss` gives.
 
-use crate::error::{MetricError, check_inputs};
+use crate::error::{MetricError, check_inputs, weighted_rows};
 
 /// Probabilities are clamped to `[EPS, 1 - EPS]` before the logarithm.
 pub const EPS: f64 = 1e-7;
@@ -35,9 +35,44 @@ pub fn logloss(probs: &[f32], labels: &[f32]) -> Result<f64, MetricError> {
     Ok(total / probs.len() as f64)
 }
 
+/// Weighted mean binary cross-entropy, `sum_i w_i l_i / sum_i w_i` with `l_i` the term of
+/// [`logloss`]; rows of weight 0 drop out. With every weight 1 it is [`logloss`].
+///
+/// # Errors
+/// Those of [`logloss`], plus [`MetricError::WeightLengthMismatch`] and
+/// [`MetricError::BadWeight`]; [`MetricError::Empty`] when no weight is above 0.
+pub fn weighted_logloss(
+    probs: &[f32],
+    labels: &[f32],
+    weights: &[f32],
+) -> Result<f64, MetricError> {
+    let kept = weighted_rows(probs, labels, weights)?;
+    let (mut total, mut weight) = (0.0f64, 0.0f64);
+    for i in kept {
+        let p = f64::from(probs[i]).clamp(EPS, 1.0 - EPS);
+        let y = f64::from(labels[i]);
+        let w = f64::from(weights[i]);
+        total += -w * (y * p.ln() + (1.0 - y) * (1.0 - p).ln());
+        weight += w;
+    }
+    Ok(total / weight)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weighted_hand_value() {
+        // Rows (p, y, w): (0.9, 1, 3), (0.2, 0, 1), (0.6, 1, 0).
+        // (3 * -ln 0.9 + 1 * -ln 0.8) / 4 = (3 * 0.1053605 + 0.2231436) / 4 = 0.1348063.
+        let got = weighted_logloss(&[0.9, 0.2, 0.6], &[1.0, 0.0, 1.0], &[3.0, 1.0, 0.0]).unwrap();
+        let want = (3.0 * -(0.9f32 as f64).ln() - (1.0 - 0.2f32 as f64).ln()) / 4.0;
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        assert!((got - 0.1348063).abs() < 1e-6, "{got}");
+        let ones = weighted_logloss(&[0.9, 0.2], &[1.0, 0.0], &[1.0, 1.0]).unwrap();
+        assert!((ones - logloss(&[0.9, 0.2], &[1.0, 0.0]).unwrap()).abs() < 1e-15);
+    }
 
     #[test]
     fn hand_value() {

@@ -9,7 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{MetricError, auc, error::check_inputs, logloss, mse};
+use crate::error::{check_inputs, weighted_rows};
+use crate::{MetricError, auc, logloss, mse, weighted_auc, weighted_logloss, weighted_mse};
 
 /// Summary of one task on one evaluation set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -23,8 +24,13 @@ pub struct TaskMetrics {
     /// Mean squared error (regression tasks).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mse: Option<f64>,
-    /// Number of examples the metrics were computed over.
+    /// Number of examples the metrics were computed over: with partial labels, the rows
+    /// labelled for this task (weight above 0).
     pub n: usize,
+    /// Sum of the example weights, when the metrics are weighted (see
+    /// [`weighted_binary_metrics`]); absent when every counted row weighs 1.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub weight_sum: Option<f64>,
 }
 
 impl TaskMetrics {
@@ -60,6 +66,47 @@ pub fn binary_metrics(probs: &[f32], labels: &[f32]) -> Result<TaskMetrics, Metr
         logloss: Some(logloss(probs, labels)?),
         mse: None,
         n: probs.len(),
+        weight_sum: None,
+    })
+}
+
+/// AUC and logloss of a binary task under example weights ([`weighted_auc()`],
+/// [`weighted_logloss()`]); `n` counts the rows of weight above 0 and `weight_sum` their
+/// weights.
+///
+/// # Errors
+/// Any error of [`weighted_auc()`] or [`weighted_logloss()`].
+pub fn weighted_binary_metrics(
+    probs: &[f32],
+    labels: &[f32],
+    weights: &[f32],
+) -> Result<TaskMetrics, MetricError> {
+    let kept = weighted_rows(probs, labels, weights)?;
+    Ok(TaskMetrics {
+        auc: Some(weighted_auc(probs, labels, weights)?),
+        logloss: Some(weighted_logloss(probs, labels, weights)?),
+        mse: None,
+        n: kept.len(),
+        weight_sum: Some(kept.iter().map(|&i| f64::from(weights[i])).sum()),
+    })
+}
+
+/// MSE of a regression task under example weights ([`weighted_mse()`]).
+///
+/// # Errors
+/// Any error of [`weighted_mse()`].
+pub fn weighted_regression_metrics(
+    preds: &[f32],
+    targets: &[f32],
+    weights: &[f32],
+) -> Result<TaskMetrics, MetricError> {
+    let kept = weighted_rows(preds, targets, weights)?;
+    Ok(TaskMetrics {
+        auc: None,
+        logloss: None,
+        mse: Some(weighted_mse(preds, targets, weights)?),
+        n: kept.len(),
+        weight_sum: Some(kept.iter().map(|&i| f64::from(weights[i])).sum()),
     })
 }
 
@@ -73,6 +120,7 @@ pub fn regression_metrics(preds: &[f32], targets: &[f32]) -> Result<TaskMetrics,
         logloss: None,
         mse: Some(mse(preds, targets)?),
         n: preds.len(),
+        weight_sum: None,
     })
 }
 
@@ -199,11 +247,25 @@ mod tests {
                 auc: None,
                 logloss: None,
                 mse: Some(1.75),
-                n: 3
+                n: 3,
+                weight_sum: None,
             }
         );
         assert_eq!(m.get("mse"), Some(1.75));
         assert_eq!(m.get("auc"), None);
+    }
+
+    #[test]
+    fn weighted_metrics_count_labelled_rows_and_sum_weights() {
+        // Row 2 has weight 0: it is not counted, its label is never read.
+        let m =
+            weighted_binary_metrics(&[0.9, 0.2, 0.7], &[1.0, 0.0, 0.0], &[3.0, 1.0, 0.0]).unwrap();
+        assert_eq!((m.n, m.weight_sum, m.auc), (2, Some(4.0), Some(1.0)));
+        let want = (3.0 * -(0.9f32 as f64).ln() - (1.0 - 0.2f32 as f64).ln()) / 4.0;
+        assert!((m.logloss.unwrap() - want).abs() < 1e-12);
+        let r = weighted_regression_metrics(&[1.5, 2.0], &[1.0, 3.0], &[2.0, 0.5]).unwrap();
+        assert_eq!((r.n, r.weight_sum), (2, Some(2.5)));
+        assert!((r.mse.unwrap() - 0.4).abs() < 1e-12);
     }
 
     #[test]

@@ -54,6 +54,7 @@ mod tests {
             logloss: Some(0.12),
             mse: None,
             n: 10,
+            weight_sum: None,
         };
         let s = metrics_table(
             "task",

@@ -5,7 +5,7 @@ use comfy_table::Table;
 use mtrec_data::planted::{self, PlantedTask};
 use mtrec_data::{
     BetweenGroups, PlantedConfig, SourceSpec, SyntheticConfig, TaskGroup, guess_schema,
-    inspect as inspect_file, synthetic,
+    inspect as inspect_file, schema_toml, synthetic,
 };
 
 use crate::cli::{BetweenGroupsArg, InspectArgs, SynthArgs, SynthKind};
@@ -21,7 +21,7 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     spec.header = !args.no_header;
     let ins = inspect_file(&spec, args.rows)?;
     let schema = guess_schema(&ins);
-    let schema_toml = schema.to_toml_string();
+    let schema_toml = schema_toml(&ins, &schema);
     if let Some(path) = &args.schema_out {
         let tmp = path.with_extension("toml.tmp");
         std::fs::write(&tmp, &schema_toml)
@@ -54,9 +54,20 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
             .take(3)
             .map(|(v, n)| format!("{v} ({n})"))
             .collect();
+        // What the schema cannot hold: the positive value, ID-likeness, a possible task.
+        let mut guess = c.guessed.clone();
+        if let Some(p) = &c.positive {
+            guess.push_str(&format!(" (1 = {p})"));
+        }
+        if c.id_like {
+            guess.push_str(", id-like");
+        }
+        if c.task_candidate {
+            guess.push_str(", task?");
+        }
         table.add_row(vec![
             c.name.clone(),
-            c.guessed.clone(),
+            guess,
             c.n_missing.to_string(),
             c.n_distinct.to_string(),
             f(c.mean),

@@ -28,6 +28,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
     let data = mtrec_data::load(&cfg.data, Path::new("."))?;
     spinner.finish_and_clear();
     mtrec_engine::check_tasks(&cfg, &data, Path::new("."))?;
+    super::train::check_leakage(&data, args.strict)?;
     let device = mtrec_engine::default_device();
     let mut progress = Progress::new();
     let outcome = mtrec_engine::search(&cfg, &data, &device, &mut progress)?;

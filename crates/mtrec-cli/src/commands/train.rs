@@ -37,21 +37,34 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
-    run_experiment(&cfg, Path::new("."), &out, args.output.json)
+    run_experiment_checked(&cfg, Path::new("."), &out, args.output.json, args.strict)
 }
 
-/// Loads the data, trains, saves the checkpoint to `out` and prints the report.
+/// Loads the data, trains, saves the checkpoint to `out` and prints the report; label leaks
+/// are warnings.
 pub fn run_experiment(
     cfg: &ExperimentConfig,
     base_dir: &Path,
     out: &Path,
     json: bool,
 ) -> Result<()> {
+    run_experiment_checked(cfg, base_dir, out, json, false)
+}
+
+/// [`run_experiment`], where `strict` makes a label leak an error.
+pub fn run_experiment_checked(
+    cfg: &ExperimentConfig,
+    base_dir: &Path,
+    out: &Path,
+    json: bool,
+    strict: bool,
+) -> Result<()> {
     let started = std::time::Instant::now();
     let spinner = Progress::spinner("loading data");
     let data = mtrec_data::load(&cfg.data, base_dir)?;
     spinner.finish_and_clear();
     mtrec_engine::check_tasks(cfg, &data, base_dir)?;
+    check_leakage(&data, strict)?;
     tracing::info!(
         "data: {} train / {} valid / {} test rows",
         data.train.n_rows,
@@ -91,6 +104,25 @@ pub fn run_experiment(
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print_summary(cfg, &outcome, out, started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+/// Input fields that nearly determine a label on the training split (see
+/// [`mtrec_data::leakage`]): one warning each, or with `strict` one error naming them all.
+pub fn check_leakage(data: &mtrec_data::Dataset, strict: bool) -> Result<()> {
+    let threshold = mtrec_data::leakage::LEAK_THRESHOLD;
+    let leaks = mtrec_data::find_leaks(&data.train, &data.meta(), threshold);
+    if strict && !leaks.is_empty() {
+        let list: Vec<String> = leaks.iter().map(|l| format!("\n  - {l}")).collect();
+        anyhow::bail!(
+            "--strict: {} input field(s) nearly determine a label:{}",
+            leaks.len(),
+            list.concat()
+        );
+    }
+    for leak in &leaks {
+        tracing::warn!("{leak}");
     }
     Ok(())
 }

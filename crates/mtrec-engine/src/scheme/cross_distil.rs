@@ -99,11 +99,21 @@ impl Default for CrossDistilConfig {
 impl CrossDistilConfig {
     /// What the scheme assumes about the tasks: its teachers rank pairs of binary labels.
     pub fn task_requirements() -> Vec<TaskRequirement> {
-        vec![TaskRequirement {
-            by: "[scheme] kind = \"cross-distil\"",
-            rule: TaskRule::MinBinary(2),
-            why: "its teachers rank the label pairs of two binary tasks",
-        }]
+        const BY: &str = "[scheme] kind = \"cross-distil\"";
+        vec![
+            TaskRequirement {
+                by: BY,
+                rule: TaskRule::MinBinary(2),
+                why: "its teachers rank the label pairs of two binary tasks",
+            },
+            TaskRequirement {
+                by: BY,
+                rule: TaskRule::FullLabels,
+                why: "its teachers rank every row by the labels of two tasks and are \
+                      calibrated on every row, so a row without a label (or weighing other \
+                      than 1) has no place in their order",
+            },
+        ]
     }
 
     pub fn validate(&self) -> Result<(), String> {

@@ -35,7 +35,9 @@ pub struct SharedWeights {
 
 impl SharedWeights {
     /// Finds the shared weights of `model` (on an autodiff device) from one forward and
-    /// backward pass per task on `batch`.
+    /// backward pass per task on `batch`. The losses are plain means, whatever the example
+    /// weights: only which weights a task's loss reaches matters here, and a conditional task
+    /// with no qualifying row in the batch would otherwise reach none.
     pub fn discover(
         model: &Model,
         batch: &Batch,

@@ -55,7 +55,8 @@ impl SchemeConfig {
     }
 
     /// What the scheme assumes about the tasks (checked with the model's before training).
-    /// LT4Rec and CSM take any tasks: their masks are per task, whatever its kind.
+    /// LT4Rec and CSM take any tasks: their masks are per task, whatever its kind, and their
+    /// task steps use the example weights like plain training.
     pub fn task_requirements(&self) -> Vec<TaskRequirement> {
         match self {
             SchemeConfig::CrossDistil(_) => CrossDistilConfig::task_requirements(),
@@ -129,6 +130,17 @@ pub fn trainer(
             cfg.weighting.kind(),
             cfg.scheme.kind()
         )));
+    }
+    // `check_tasks` says this with the schema's line before training; a program that skips
+    // it must not get a CrossDistil that ranks masked labels as negatives.
+    if matches!(cfg.scheme, SchemeConfig::CrossDistil(_))
+        && data.preprocessor.schema.has_partial_labels()
+    {
+        return Err(EngineError::Invalid(
+            "[scheme] kind = \"cross-distil\" needs every task labelled on every row with \
+             weight 1; the schema has `missing = \"mask\"`, `given` or `weight` on a task"
+                .into(),
+        ));
     }
     Ok(match &cfg.scheme {
         SchemeConfig::None => Box::new(Stepper::new(

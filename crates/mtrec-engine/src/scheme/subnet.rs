@@ -15,7 +15,7 @@ use super::Predictor;
 use super::masks::{Mask, SharedWeights};
 use crate::ExperimentConfig;
 use crate::stepper::adam;
-use crate::tensors::{input_of, labels_of};
+use crate::tensors::{input_of, labels_of, weights_of};
 
 pub struct SubNetworks {
     model: Option<Model>,
@@ -89,9 +89,10 @@ impl SubNetworks {
         let masked = self.masks[t].apply(&self.full);
         let model = self.shared.write(model, &masked);
         let out = model.forward(&input_of(batch, &self.device));
-        let losses = crate::task_losses(
+        let losses = crate::weighted_task_losses(
             out.outputs.narrow(1, 0, self.kinds.len()),
             labels_of(batch, &self.device),
+            weights_of(batch, &self.device),
             &self.kinds,
         );
         let mut loss = losses.narrow(0, t, 1);
@@ -119,9 +120,10 @@ impl SubNetworks {
             .write(self.model().clone(), &mask.apply(&self.full));
         let inner = self.device.clone().inner();
         let out = model.valid().forward(&input_of(batch, &inner));
-        crate::task_losses(
+        crate::weighted_task_losses(
             out.outputs.narrow(1, 0, self.kinds.len()),
             labels_of(batch, &inner),
+            weights_of(batch, &inner),
             &self.kinds,
         )
         .narrow(0, t, 1)

@@ -30,14 +30,14 @@ pub use decidedness::{
     Decidedness, MAX_MEDIAN_BLOCK_ENTROPY, MIN_MEDIAN_GATE_MARGIN, decidedness, median,
 };
 
-use crate::tensors::{input_of, labels_of};
+use crate::tensors::{input_of, labels_of, weights_of};
 
 /// Keeps the held-out permutation independent of the data split's, which uses the same seed.
 const HOLDOUT_SEED_SALT: u64 = 0x5eed_a4c4;
 use crate::train::{batches_per_epoch, run_epoch};
 use crate::{
     EngineError, EvalReport, Event, ExperimentConfig, Observer, TrainOutcome, evaluate, fit,
-    task_losses,
+    weighted_task_losses,
 };
 
 /// The state of one open block at the end of an epoch.
@@ -259,7 +259,12 @@ impl SearchStepper {
     fn step_parts(&mut self, batch: &Batch, update_weights: bool, update_arch: bool) -> f64 {
         let mut net = self.net.take().expect("network present between steps");
         let out = net.forward(&input_of(batch, &self.device));
-        let losses = task_losses(out.outputs, labels_of(batch, &self.device), &self.kinds);
+        let losses = weighted_task_losses(
+            out.outputs,
+            labels_of(batch, &self.device),
+            weights_of(batch, &self.device),
+            &self.kinds,
+        );
         let objective = self.weighting.combine(losses, &self.ctx);
         let loss = objective.clone().into_scalar::<f32>() as f64;
         let mut raw = objective.backward();
