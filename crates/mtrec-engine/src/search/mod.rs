@@ -414,45 +414,38 @@ pub fn search(
         stepper.set_joint(joint);
         observer.on_event(&Event::EpochStart { epoch });
         let epoch_start = Instant::now();
-        let (loss_sum, seen) = match &holdout {
-            Some((_, arch_rows)) if joint => {
-                let mut arch_batches = batches(
-                    arch_rows,
-                    s.batch_size,
-                    Some((cfg.train.seed ^ HOLDOUT_SEED_SALT).wrapping_add(epoch as u64)),
-                )
-                .take(n_arch_batches);
-                let mut done = 0usize;
-                run_epoch(
-                    weight_rows,
-                    s.batch_size,
-                    n_batches,
-                    cfg.train.seed,
-                    epoch,
-                    observer,
-                    |b| {
-                        let loss = stepper.weight_step(b);
-                        // The held-out batches spread evenly over the epoch's weight steps.
-                        let due = (done + 1) * n_arch_batches / n_batches
-                            - done * n_arch_batches / n_batches;
-                        done += 1;
-                        for arch_batch in arch_batches.by_ref().take(due) {
-                            stepper.arch_step(&arch_batch);
-                        }
-                        loss
-                    },
-                )?
-            }
-            _ => run_epoch(
-                weight_rows,
+        // Bilevel joint epochs interleave the held-out architecture batches evenly with the
+        // weight steps; otherwise every step is single-level (`step`).
+        let mut arch_batches = holdout.as_ref().filter(|_| joint).map(|(_, arch_rows)| {
+            batches(
+                arch_rows,
                 s.batch_size,
-                n_batches,
-                cfg.train.seed,
-                epoch,
-                observer,
-                |b| stepper.step(b),
-            )?,
-        };
+                Some((cfg.train.seed ^ HOLDOUT_SEED_SALT).wrapping_add(epoch as u64)),
+            )
+            .take(n_arch_batches)
+        });
+        let mut done = 0usize;
+        let (loss_sum, seen) = run_epoch(
+            weight_rows,
+            s.batch_size,
+            n_batches,
+            cfg.train.seed,
+            epoch,
+            observer,
+            |b| {
+                let Some(arch_batches) = arch_batches.as_mut() else {
+                    return stepper.step(b);
+                };
+                let loss = stepper.weight_step(b);
+                let due =
+                    (done + 1) * n_arch_batches / n_batches - done * n_arch_batches / n_batches;
+                done += 1;
+                for arch_batch in arch_batches.by_ref().take(due) {
+                    stepper.arch_step(&arch_batch);
+                }
+                loss
+            },
+        )?;
         let seconds = epoch_start.elapsed().as_secs_f64();
         let valid = evaluate(
             &Model::AutoMtl(stepper.net().valid()),
