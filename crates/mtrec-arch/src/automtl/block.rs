@@ -172,6 +172,10 @@ pub struct MixedBlock {
     pub projection: Option<Linear>,
     #[module(skip)]
     candidates: Vec<OpKind>,
+    /// Candidates whose weight `softmax(beta)_i` is below this are not evaluated (0 = all
+    /// are); see [`MixedBlock::set_prune_below`].
+    #[module(skip)]
+    prune_below: f32,
 }
 
 impl MixedBlock {
@@ -203,7 +207,36 @@ impl MixedBlock {
             projection: (candidates.contains(&OpKind::Identity) && d_in != d_out)
                 .then(|| linear(d_in, d_out, false, device)),
             candidates: candidates.to_vec(),
+            prune_below: 0.0,
         }
+    }
+
+    /// Stops evaluating candidates whose mixture weight has collapsed below `threshold`: their
+    /// products cost as much as a live candidate's but move the output by less than `threshold`
+    /// times theirs. Their term is left out, not renormalised away, so the output differs from
+    /// the full mixture by exactly the skipped candidates' weighted outputs; their `beta` then
+    /// gets only the softmax coupling's gradient (`-w_i w_j o_i`, which still pushes them
+    /// down). The leader is always evaluated. The skipped candidates' batch-norm running
+    /// statistics stay as they are.
+    pub fn set_prune_below(&mut self, threshold: f32) {
+        self.prune_below = threshold;
+    }
+
+    /// Which candidates `forward` evaluates: all, or those at or above the prune threshold.
+    fn live(&self) -> Vec<bool> {
+        if self.prune_below <= 0.0 {
+            return vec![true; self.candidates.len()];
+        }
+        let p = self.probabilities();
+        let leader = p
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i);
+        p.iter()
+            .enumerate()
+            .map(|(i, &q)| i == leader || q >= f64::from(self.prune_below))
+            .collect()
     }
 
     pub fn candidates(&self) -> &[OpKind] {
@@ -226,11 +259,29 @@ impl MixedBlock {
             .hidden
             .as_ref()
             .map(|_| self.dropout.forward(x.clone()));
+        let live = self.live();
         let mut outs = Vec::with_capacity(self.candidates.len());
+        let mut kept = Vec::with_capacity(self.candidates.len());
         let mut stats = Vec::new();
         let mut offset = 0;
         let mut next_out = self.outs.iter();
-        for c in &self.candidates {
+        for (i, c) in self.candidates.iter().enumerate() {
+            if !live[i] {
+                if let (OpKind::Mlp(h), Some(norm)) = (c, &self.norm) {
+                    next_out.next();
+                    if x.device().is_autodiff() && norm.training.is_enabled() {
+                        // Batch statistics equal to the running ones leave those unchanged.
+                        let cut = |t: Tensor<1>| t.narrow(0, offset, *h);
+                        stats.push((
+                            cut(norm.running_mean.value_sync()).to_device(&x.device()),
+                            cut(norm.running_var.value_sync()).to_device(&x.device()),
+                        ));
+                    }
+                    offset += h;
+                }
+                continue;
+            }
+            kept.push(i as i64);
             outs.push(match c {
                 OpKind::Identity => match &self.projection {
                     Some(p) => p.forward(x.clone()),
@@ -258,8 +309,14 @@ impl MixedBlock {
             update_running(norm, Tensor::cat(means, 0), Tensor::cat(vars, 0));
         }
         let n = outs.len();
-        let w = softmax(self.beta.val(), 0).reshape([n, 1, 1]);
-        (Tensor::stack::<3>(outs, 0) * w).sum_dim(0).squeeze_dim(0)
+        let mut w = softmax(self.beta.val(), 0);
+        if n < self.candidates.len() {
+            let device = w.device();
+            w = w.select(0, Tensor::<1, Int>::from_data(kept.as_slice(), &device));
+        }
+        (Tensor::stack::<3>(outs, 0) * w.reshape([n, 1, 1]))
+            .sum_dim(0)
+            .squeeze_dim(0)
     }
 
     /// The candidate `index` as a stand-alone op, weights inherited from the fused layers.
@@ -364,10 +421,20 @@ mod tests {
 
     /// The block's output equals the `softmax(beta)`-weighted sum of `ops` run one by one.
     fn assert_mixture_of(block: &MixedBlock, ops: &[Op], x: Tensor<2>) {
+        assert_partial_mixture_of(block, ops, &vec![true; ops.len()], x);
+    }
+
+    /// The block's output equals the `softmax(beta)`-weighted sum of the `live` `ops`.
+    fn assert_partial_mixture_of(block: &MixedBlock, ops: &[Op], live: &[bool], x: Tensor<2>) {
         let values = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
         let mixed = values(block.forward(x.clone()));
         let mut expected = vec![0.0f32; mixed.len()];
-        for (op, wi) in ops.iter().zip(block.probabilities()) {
+        for ((op, wi), _) in ops
+            .iter()
+            .zip(block.probabilities())
+            .zip(live)
+            .filter(|(_, l)| **l)
+        {
             for (e, o) in expected.iter_mut().zip(values(op.forward(x.clone()))) {
                 *e += wi as f32 * o;
             }
@@ -423,5 +490,53 @@ mod tests {
             Op::new(OpKind::Identity, 4, 6, 0.0, &device).num_params(),
             24
         );
+    }
+
+    /// With a prune threshold, candidates whose weight fell below it are left out of the sum
+    /// (the leader never), and their running statistics do not move, in training and in eval.
+    #[test]
+    fn pruned_candidates_are_left_out_and_their_running_statistics_kept() {
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let candidates = vec![
+            OpKind::Mlp(3),
+            OpKind::Identity,
+            OpKind::Mlp(5),
+            OpKind::Mlp(4),
+        ];
+        let mut block = MixedBlock::new(&candidates, 6, 6, 0.0, &device);
+        // Weights ~ (0.0009, 0.33, 0.0009, 0.67): candidates 0 and 2 under 1e-3.
+        block.beta = Param::from_tensor(Tensor::from_floats([-3.0, 3.3, -3.0, 4.0], &device));
+        let p = block.probabilities();
+        assert!(p[0] < 1e-3 && p[2] < 1e-3 && p[1] > 0.3, "{p:?}");
+        block.set_prune_below(1e-3);
+        let live = [false, true, false, true];
+        assert_eq!(block.live(), live);
+        let x = Tensor::<2>::random([8, 6], Distribution::Normal(0.0, 1.0), &device);
+        let ops: Vec<Op> = (0..4).map(|i| block.extract(i)).collect();
+        let running = |b: &MixedBlock| {
+            b.norm
+                .as_ref()
+                .unwrap()
+                .running_mean
+                .value_sync()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let before = running(&block);
+        assert_partial_mixture_of(&block, &ops, &live, x.clone());
+        let after = running(&block);
+        // Widths 3 | 5 | 4: candidate 2's slice [3, 8) is skipped, candidate 3's [8, 12) moves.
+        assert_eq!(&after[3..8], &before[3..8]);
+        assert!(after[8..].iter().zip(&before[8..]).any(|(a, b)| a != b));
+        // A threshold above every weight still evaluates the leader.
+        block.set_prune_below(0.99);
+        assert_eq!(block.live(), [false, false, false, true]);
+        // Eval mode (no autodiff) prunes the same way.
+        let inner = block.valid();
+        let ops: Vec<Op> = (0..4).map(|i| inner.extract(i)).collect();
+        let xi = x.inner();
+        assert_partial_mixture_of(&inner, &ops, &[false, false, false, true], xi);
     }
 }

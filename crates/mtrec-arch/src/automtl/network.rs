@@ -407,6 +407,19 @@ impl AutoMtl {
         ids
     }
 
+    /// Sets every open block's prune threshold ([`MixedBlock::set_prune_below`]).
+    pub fn set_prune_below(&mut self, threshold: f32) {
+        for layer in &mut self.layers {
+            for expert in &mut layer.experts {
+                for block in &mut expert.blocks {
+                    if let Block::Mixed(m) = block {
+                        m.set_prune_below(threshold);
+                    }
+                }
+            }
+        }
+    }
+
     pub fn block(&self, at: BlockAt) -> &Block {
         &self.layers[at.layer].experts[at.expert].blocks[at.block]
     }

@@ -83,6 +83,10 @@ pub struct SearchConfig {
     /// weights, so an input that only helps memorise (a high-cardinality id) earns no credit
     /// there. The finetune trains on the whole training split.
     pub arch_holdout: f64,
+    /// Candidates of a mixed block whose weight falls below this are no longer evaluated
+    /// (their products are the search's main cost; the leader always runs); 0 = every
+    /// candidate always runs, as in the authors' code.
+    pub prune_below: f64,
     /// Cap on the batches of a search epoch (quick runs); 0 = all.
     pub max_batches_per_epoch: usize,
 }
@@ -107,6 +111,7 @@ impl SearchPreset {
             sharpen: 0.0,
             op_cost: 0.0,
             arch_holdout: 0.0,
+            prune_below: 0.0,
             max_batches_per_epoch: 0,
         };
         match self {
@@ -118,6 +123,7 @@ impl SearchPreset {
                 gate_cost: 0.5,
                 sharpen: 10.0,
                 op_cost: 2.0,
+                prune_below: 1e-3,
                 ..paper
             },
         }
@@ -151,6 +157,7 @@ struct RawSearchConfig {
     sharpen: Option<f64>,
     op_cost: Option<f64>,
     arch_holdout: Option<f64>,
+    prune_below: Option<f64>,
     max_batches_per_epoch: Option<usize>,
 }
 
@@ -175,6 +182,7 @@ impl From<RawSearchConfig> for SearchConfig {
             sharpen: r.sharpen.unwrap_or(d.sharpen),
             op_cost: r.op_cost.unwrap_or(d.op_cost),
             arch_holdout: r.arch_holdout.unwrap_or(d.arch_holdout),
+            prune_below: r.prune_below.unwrap_or(d.prune_below),
             max_batches_per_epoch: r.max_batches_per_epoch.unwrap_or(d.max_batches_per_epoch),
         }
     }
@@ -209,6 +217,12 @@ impl SearchConfig {
             return Err(format!(
                 "search.arch_holdout must be in [0, 0.5], got {}",
                 self.arch_holdout
+            ));
+        }
+        if !(self.prune_below.is_finite() && (0.0..0.5).contains(&self.prune_below)) {
+            return Err(format!(
+                "search.prune_below must be in [0, 0.5), got {}",
+                self.prune_below
             ));
         }
         if self.warmup_epochs + self.joint_epochs == 0 {
@@ -258,6 +272,7 @@ mod tests {
         assert_eq!(paper.joint_epochs, 6);
         assert_eq!(paper.sharpen, 0.0);
         assert_eq!(paper.arch_learning_rate, 1e-3);
+        assert_eq!((paper.prune_below, paper.arch_holdout), (0.0, 0.0));
         let decide: SearchConfig = toml::from_str("gate_cost = 0.5").unwrap();
         assert_eq!(decide.preset, SearchPreset::Decide);
         assert_eq!(decide.gate_cost, 0.5);
@@ -269,6 +284,11 @@ mod tests {
         }
         assert!(toml::from_str::<SearchConfig>("preset = \"fast\"").is_err());
         assert!(toml::from_str::<SearchConfig>("gate_kost = 1.0").is_err());
+        let bad: SearchConfig = toml::from_str("prune_below = 0.5").unwrap();
+        assert_eq!(
+            bad.validate().unwrap_err(),
+            "search.prune_below must be in [0, 0.5), got 0.5"
+        );
     }
 
     #[test]

@@ -364,6 +364,7 @@ pub fn search(
         unreachable!("kind automtl builds the super-network");
     };
     let mut stepper = SearchStepper::new(net, cfg, &meta, &ad_device)?;
+    stepper.net_mut().set_prune_below(s.prune_below as f32);
 
     let started = Instant::now();
     // Bilevel search: the weights never see the held-out rows; architecture steps use only them.
