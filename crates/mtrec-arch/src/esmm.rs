@@ -149,6 +149,7 @@ mod tests {
         device.seed(3);
         let emb = FeatureEmbeddingConfig {
             vocab_sizes: vec![4, 3],
+            bags: Vec::new(),
             n_dense: 2,
             d_emb: 3,
             init_std: 0.5,

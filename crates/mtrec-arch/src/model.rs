@@ -102,6 +102,21 @@ impl MultiTaskModel for Model {
     }
 }
 
+/// The data's multi-valued fields as the embedding's bags.
+pub(crate) fn embedding_bags(meta: &FeatureMeta) -> Vec<mtrec_nn::Bag> {
+    meta.bags
+        .iter()
+        .map(|b| mtrec_nn::Bag {
+            field: b.field,
+            len: b.slots,
+            pooling: match b.pooling {
+                mtrec_data::Pooling::Mean => mtrec_nn::Pooling::Mean,
+                mtrec_data::Pooling::Sum => mtrec_nn::Pooling::Sum,
+            },
+        })
+        .collect()
+}
+
 /// Builds a freshly initialised model for data with the given feature layout. Loading a
 /// checkpoint builds the same model and then overwrites its weights, so the two share this path.
 pub fn build(
@@ -125,6 +140,7 @@ pub fn build(
     }
     let emb = FeatureEmbeddingConfig {
         vocab_sizes: meta.vocab_sizes.clone(),
+        bags: embedding_bags(meta),
         n_dense: meta.dense_names.len(),
         d_emb: embedding.dim,
         init_std: embedding.init_std,

@@ -7,6 +7,7 @@ use mtrec_nn::{FeatureEmbeddingConfig, ModelInput};
 pub fn emb_config() -> FeatureEmbeddingConfig {
     FeatureEmbeddingConfig {
         vocab_sizes: vec![5, 3],
+        bags: Vec::new(),
         n_dense: 3,
         d_emb: 2,
         init_std: 0.5,

@@ -160,6 +160,7 @@ pub struct EvalArgs {
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
+    /// Checkpoint folder written by `mtrec train`, `mtrec search` or `mtrec demo`.
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// Data file in the training layout; label columns may be absent.
@@ -191,6 +192,7 @@ pub enum DataCommand {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
+    /// Data file to inspect (CSV, CSV.gz or Parquet).
     pub file: PathBuf,
     /// Field separator of a CSV file (default ',').
     #[arg(long)]

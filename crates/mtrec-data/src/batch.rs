@@ -13,7 +13,8 @@ use crate::table::EncodedTable;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
     pub len: usize,
-    /// `len * n_sparse` vocabulary ids.
+    /// `len * n_sparse` vocabulary ids, `n_sparse` id slots per row (a multi-valued field
+    /// takes several, see [`EncodedTable::n_sparse`]).
     pub sparse: Vec<i64>,
     /// `len * n_dense` standardised values.
     pub dense: Vec<f32>,
@@ -150,6 +151,7 @@ mod tests {
         t.label_scales = vec![crate::DenseStats {
             mean: 1.0,
             std: 2.0,
+            constant: false,
         }];
         t.label_weights = Some(vec![1.0, 0.0, 0.5]);
         let b = batches(&t, 3, None).next().unwrap();

@@ -61,7 +61,23 @@ impl Buckets {
                     .filter(|v| !v.is_nan())
                     .map(f64::from)
                     .collect();
-                quantile_boundaries(values, n)
+                let edges = quantile_boundaries(values, n);
+                if edges.len() + 1 < n as usize {
+                    // Repeated quantiles merge: a field with a mass point (most values 0)
+                    // gets fewer buckets than asked, possibly one, which carries nothing.
+                    tracing::warn!(
+                        "dense field `{}`: buckets = {n} gives {} bucket(s) on the training \
+                         split, because many values are equal{}",
+                        field.name,
+                        edges.len() + 1,
+                        if edges.is_empty() {
+                            "; the field carries no information: set `boundaries = [...]`"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                edges
             }
             (None, None) => return None,
         };

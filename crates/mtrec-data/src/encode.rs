@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bag::{self, BagLayout, Splitter};
 use crate::buckets::{self, Buckets};
 use crate::derive::{Derived, ResolvedRule};
 use crate::error::{DataError, Result};
@@ -103,6 +104,11 @@ impl Vocabulary {
 pub struct DenseStats {
     pub mean: f32,
     pub std: f32,
+    /// The field had no real spread when fitted: every value encodes to 0. The model never
+    /// saw it vary, so its weights for the field are untrained and a new value would only
+    /// add noise. (Older checkpoints lack the key: std 1 then, `x - mean`.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub constant: bool,
 }
 
 impl Default for DenseStats {
@@ -110,6 +116,7 @@ impl Default for DenseStats {
         DenseStats {
             mean: 0.0,
             std: 1.0,
+            constant: false,
         }
     }
 }
@@ -142,6 +149,7 @@ impl DenseStats {
         DenseStats {
             mean: mean as f32,
             std: if real_spread { std as f32 } else { 1.0 },
+            constant: !real_spread,
         }
     }
 
@@ -149,6 +157,9 @@ impl DenseStats {
     /// f32 values (3e38 and -3e38) does not overflow before the division. The
     /// result is not finite only when `v` is far outside the fitted values.
     pub fn apply(&self, v: f32) -> f32 {
+        if self.constant {
+            return 0.0;
+        }
         ((f64::from(v) - f64::from(self.mean)) / f64::from(self.std)) as f32
     }
 
@@ -166,19 +177,49 @@ impl DenseStats {
 }
 
 /// What a model needs to know about its inputs and outputs to be built.
+///
+/// A sparse *field* is one embedding in the model input; a *slot* is one id of an encoded
+/// row. They are the same until a field is multi-valued: such a field takes `slots` ids
+/// (see [`crate::bag`]), so [`FeatureMeta::n_sparse`] counts fields and
+/// [`FeatureMeta::n_sparse_slots`] the width of [`EncodedTable::sparse`] rows.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FeatureMeta {
     pub sparse_names: Vec<String>,
     /// Embedding table sizes, including the unknown id 0.
     pub vocab_sizes: Vec<usize>,
+    /// The multi-valued fields, in field order; empty when every sparse field takes one
+    /// slot, as in everything saved before such fields existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bags: Vec<BagLayout>,
     pub dense_names: Vec<String>,
     pub task_names: Vec<String>,
     pub task_kinds: Vec<TaskKind>,
 }
 
 impl FeatureMeta {
+    /// Sparse fields (bucketised dense fields included): the embeddings of a row.
     pub fn n_sparse(&self) -> usize {
         self.sparse_names.len()
+    }
+
+    /// Id slots per sparse field: 1, or a multi-valued field's `slots`.
+    pub fn slot_counts(&self) -> Vec<usize> {
+        let mut counts = vec![1; self.n_sparse()];
+        for b in &self.bags {
+            if let Some(c) = counts.get_mut(b.field) {
+                *c = b.slots;
+            }
+        }
+        counts
+    }
+
+    /// Ids per encoded row ([`EncodedTable::n_sparse`]); [`FeatureMeta::n_sparse`] unless a
+    /// field is multi-valued.
+    pub fn n_sparse_slots(&self) -> usize {
+        if self.bags.is_empty() {
+            return self.n_sparse();
+        }
+        self.slot_counts().iter().sum()
     }
 
     pub fn n_dense(&self) -> usize {
@@ -231,6 +272,18 @@ impl Preprocessor {
                 .map(Vocabulary::len)
                 .chain(self.buckets.iter().map(Buckets::n_ids))
                 .collect(),
+            bags: self
+                .schema
+                .sparse
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.is_multi_valued())
+                .map(|(field, f)| BagLayout {
+                    field,
+                    slots: f.slots(),
+                    pooling: f.pooling(),
+                })
+                .collect(),
             dense_names: plain.map(|f| f.name.clone()).collect(),
             task_names: self.schema.task_names(),
             task_kinds: self.schema.task_kinds(),
@@ -250,7 +303,7 @@ impl Preprocessor {
 
     fn encode_source(&self, src: &SourceSpec, with_labels: bool) -> Result<EncodedTable> {
         let mut table = EncodedTable::with_widths(
-            self.schema.sparse.len(),
+            bag::slot_count(&self.schema),
             self.schema.dense.len(),
             if with_labels {
                 self.schema.tasks.len()
@@ -286,6 +339,7 @@ impl Preprocessor {
     /// Fits vocabularies and dense statistics on `rows` of `raw` (the training split).
     pub(crate) fn fit(schema: &Schema, raw: &RawTable, rows: &[usize]) -> Preprocessor {
         let t = &raw.table;
+        let mut start = 0;
         let vocabs = schema
             .sparse
             .iter()
@@ -293,9 +347,15 @@ impl Preprocessor {
             .map(|(f, field)| {
                 let interner = &raw.interners[f];
                 let mut counts = vec![0u32; interner.values.len() + 1];
+                // A multi-valued field's values all count, whichever slot they sit in.
+                let slots = start..start + field.slots();
+                start = slots.end;
                 for &r in rows {
-                    let code = t.sparse[r * t.n_sparse + f] as usize;
-                    counts[code] = counts[code].saturating_add(1);
+                    let row = &t.sparse[r * t.n_sparse..(r + 1) * t.n_sparse];
+                    for &code in &row[slots.clone()] {
+                        let code = code as usize;
+                        counts[code] = counts[code].saturating_add(1);
+                    }
                 }
                 let min = field.min_count.max(1);
                 let mut kept: Vec<&str> = interner
@@ -316,7 +376,18 @@ impl Preprocessor {
             .enumerate()
             .map(|(j, f)| match f.is_bucketised() {
                 true => DenseStats::default(),
-                false => DenseStats::fit(column(j)),
+                false => {
+                    let stats = DenseStats::fit(column(j));
+                    if stats.constant && !rows.is_empty() {
+                        tracing::warn!(
+                            "dense field `{}` has no spread on the training split (mean {}): \
+                             it carries no information and every value encodes to 0",
+                            f.name,
+                            stats.mean
+                        );
+                    }
+                    stats
+                }
             })
             .collect();
         let buckets = schema
@@ -370,12 +441,18 @@ impl Preprocessor {
                     .collect()
             })
             .collect();
+        // One remap per slot: a multi-valued field's slots share its field's.
+        let slot_remaps: Vec<&Vec<u32>> = remaps
+            .iter()
+            .zip(&self.schema.sparse)
+            .flat_map(|(remap, field)| std::iter::repeat_n(remap, field.slots()))
+            .collect();
         let mut out = raw.table.select(rows);
         out.label_scales = self.label_scales();
         let n = out.n_sparse;
         if n > 0 {
             for row in out.sparse.chunks_exact_mut(n) {
-                for (code, remap) in row.iter_mut().zip(&remaps) {
+                for (code, remap) in row.iter_mut().zip(&slot_remaps) {
                     *code = remap.get(*code as usize).copied().unwrap_or(0);
                 }
             }
@@ -416,6 +493,14 @@ impl Preprocessor {
                 path: path.to_path_buf(),
                 message: "vocabularies or dense statistics do not match the schema".into(),
             });
+        }
+        for f in &p.schema.sparse {
+            if let Err(message) = bag::check(f) {
+                return Err(DataError::Json {
+                    path: path.to_path_buf(),
+                    message: format!("field `{}`: {message}", f.name),
+                });
+            }
         }
         if let Err(message) = p.check_buckets() {
             return Err(DataError::Json {
@@ -536,7 +621,7 @@ impl RawTable {
     pub fn new(schema: &Schema) -> RawTable {
         RawTable {
             table: EncodedTable::with_widths(
-                schema.sparse.len(),
+                bag::slot_count(schema),
                 schema.dense.len(),
                 schema.tasks.len(),
             ),
@@ -737,7 +822,8 @@ pub(crate) fn open_source(schema: &Schema, src: &SourceSpec) -> Result<SourceRea
 }
 
 /// Reads every row of `src` into `out`: categorical cells through `sparse_id`
-/// (0 for missing cells), numeric cells parsed with fills (and standardised
+/// (0 for missing cells; a multi-valued cell's values one by one, into its
+/// field's slots, see [`crate::bag`]), numeric cells parsed with fills (and standardised
 /// with `stats` when given), labels derived. Shared by fitting (which interns
 /// and keeps raw numbers) and encoding (which looks up a vocabulary).
 pub(crate) fn read_rows(
@@ -771,6 +857,7 @@ pub(crate) fn read_rows(
     } else {
         Vec::new()
     };
+    let mut splitters: Vec<Option<Splitter>> = schema.sparse.iter().map(Splitter::of).collect();
     let partial = PartialLabels::new(schema, &reader, with_labels).map_err(hint)?;
     if partial.is_some() {
         out.label_weights.get_or_insert_with(Vec::new);
@@ -783,6 +870,11 @@ pub(crate) fn read_rows(
         let line = row.line();
         for (f, &c) in sparse_cols.iter().enumerate() {
             let cell = row.get(c);
+            if let Some(splitter) = &mut splitters[f] {
+                let text = (!matches!(cell, Cell::Null)).then(|| cell.to_text(&mut buf));
+                splitter.push(text, &mut out.sparse, &mut |v| sparse_id(f, v));
+                continue;
+            }
             let id = match cell {
                 Cell::Null => 0,
                 Cell::Text("") => 0,
@@ -846,6 +938,23 @@ pub(crate) fn read_rows(
         }
         out.n_rows += 1;
         n += 1;
+    }
+    // A cap the schema set is a choice (info); the default one may drop values unnoticed.
+    for (field, s) in schema.sparse.iter().zip(&splitters) {
+        let Some(s) = s.as_ref().filter(|s| s.truncated > 0) else {
+            continue;
+        };
+        let (n, max) = (s.truncated, s.max_values());
+        let what = format!(
+            "{}: field `{}`: {n} rows hold more than {max} values; the first {max} of each \
+             were kept",
+            path.display(),
+            field.name
+        );
+        match field.max_values {
+            Some(_) => tracing::info!("{what}"),
+            None => tracing::warn!("{what} (the default; set `max_values` to keep more)"),
+        }
     }
     Ok(n)
 }
@@ -952,6 +1061,17 @@ mod tests {
         assert!((s.std - 1.118_034).abs() < 1e-6);
         assert_eq!(DenseStats::fit([5.0, 5.0]).std, 1.0);
         assert_eq!(DenseStats::fit([5.0, 5.0]).apply(5.0), 0.0);
+        // Found by a fresh user: a value the training split never showed used to enter as
+        // `x - 5`, through weights that never learnt anything from this field.
+        let constant = DenseStats::fit([5.0, 5.0]);
+        assert!(constant.constant);
+        assert_eq!((constant.apply(1e6), constant.apply(-3.0)), (0.0, 0.0));
+        assert!(!DenseStats::fit([1.0, 2.0]).constant);
+        // Saved with the flag, read back with it; a file without the key is not constant.
+        let json = serde_json::to_string(&constant).unwrap();
+        assert_eq!(serde_json::from_str::<DenseStats>(&json).unwrap(), constant);
+        let old: DenseStats = serde_json::from_str(r#"{"mean":5.0,"std":1.0}"#).unwrap();
+        assert_eq!(old.apply(6.0), 1.0);
         assert_eq!(DenseStats::fit(std::iter::empty()), DenseStats::default());
     }
 }

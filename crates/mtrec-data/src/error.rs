@@ -40,7 +40,7 @@ pub enum DataError {
     /// A column name appears twice (in a CSV header, a Parquet file, or the
     /// schema's `columns`); `first` and `second` are 1-based column numbers.
     #[error(
-        "{}: column {column:?} appears twice in {place} (columns {first} and {second})",
+        "{}: column {column:?} appears twice in {place} (columns {first} and {second}){hint}",
         path.display()
     )]
     DuplicateColumn {
@@ -50,6 +50,8 @@ pub enum DataError {
         place: String,
         first: usize,
         second: usize,
+        /// Empty, or the likely cause (a header-less file read with a header).
+        hint: String,
     },
 
     /// A dense field or a numeric label does not parse as a number.
@@ -89,7 +91,7 @@ pub enum DataError {
     },
 
     /// A label is empty or NaN: we refuse to guess a target.
-    #[error("{}:{line}: field `{field}`: label is missing or NaN", path.display())]
+    #[error("{}:{line}: field `{field}`: label is missing or NaN (if some rows are unlabelled for this task, set `missing = \"mask\"` on it in the schema)", path.display())]
     NanLabel {
         path: PathBuf,
         line: u64,

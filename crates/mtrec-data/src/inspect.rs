@@ -19,13 +19,19 @@
 //!   than [`DENSE_MIN_DISTINCT`] values, or it reaches [`MAX_DISTINCT`]: each
 //!   value then has a few rows at most, its embedding learns little, and an id
 //!   fits the training rows it was seen on. It is kept as a sparse field; the
-//!   flag says to think about `min_count` or dropping it.
+//!   flag says to think about `min_count` or dropping it;
+//! - a text column where more than half of the non-missing cells contain `|`
+//!   (or else `;`, see [`SEPARATORS`]) is multi-valued (tags, `a|b|c`): a sparse
+//!   field with that `separator`. Its distinct values, top values and ID-likeness
+//!   are then those of the values, not of the cells (counted over the
+//!   [`MAX_DISTINCT`] distinct cells kept), and it is never a task.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::bag::{DEFAULT_MAX_VALUES, members};
 use crate::error::Result;
 use crate::schema::{DenseField, Schema, SparseField, TaskKind, TaskSpec};
 use crate::source::{Cell, SourceReader, SourceSpec};
@@ -65,6 +71,14 @@ pub const ID_MIN_SHARE: f64 = 0.5;
 /// every column is mostly distinct.
 pub const ID_MIN_ROWS: usize = 20;
 
+/// Separators of multi-valued cells that are recognised, in order of preference: `,` is left
+/// out because it is the usual file delimiter, so it only appears in quoted free text.
+pub const SEPARATORS: [&str; 2] = ["|", ";"];
+
+/// A column is multi-valued when more than this share of its non-missing cells contain a
+/// separator.
+pub const MULTI_MIN_SHARE: f64 = 0.5;
+
 /// Spellings of the positive value of a two-valued label column.
 const POSITIVE_SPELLINGS: [&str; 6] = ["1", "yes", "y", "true", "t", "positive"];
 
@@ -81,6 +95,12 @@ pub struct ColumnStats {
     pub task_candidate: bool,
     /// Mostly distinct values: an id or a near-unique key (see the module doc).
     pub id_like: bool,
+    /// For a multi-valued column: the separator its cells are split at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
+    /// For a multi-valued column: the most values one cell holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub most_values: Option<usize>,
     pub n_missing: usize,
     /// Distinct non-missing values, counted up to [`MAX_DISTINCT`].
     pub n_distinct: usize,
@@ -113,6 +133,9 @@ struct Acc {
     m2: f64,
     min: f64,
     max: f64,
+    /// Per separator in [`SEPARATORS`]: the cells containing it, the most values in one.
+    with_separator: [usize; SEPARATORS.len()],
+    most_values: [usize; SEPARATORS.len()],
 }
 
 impl Acc {
@@ -133,6 +156,12 @@ impl Acc {
             return;
         }
         let text = cell.to_text(buf);
+        for (i, sep) in SEPARATORS.iter().enumerate() {
+            if text.contains(sep) {
+                self.with_separator[i] += 1;
+                self.most_values[i] = self.most_values[i].max(members(text, sep).count());
+            }
+        }
         if let Some(c) = self.counts.get_mut(text) {
             *c += 1;
         } else if self.counts.len() < MAX_DISTINCT {
@@ -162,7 +191,21 @@ impl Acc {
         }
     }
 
+    /// The separator of a multi-valued column (see the module doc), with its index.
+    fn separator(&self, present: usize) -> Option<usize> {
+        let (i, &n) = self
+            .with_separator
+            .iter()
+            .enumerate()
+            .max_by_key(|&(i, &n)| (n, std::cmp::Reverse(i)))?;
+        (n as f64 > MULTI_MIN_SHARE * present as f64).then_some(i)
+    }
+
     fn finish(self, name: String, n_rows: usize) -> ColumnStats {
+        let present = n_rows - self.n_missing;
+        if let Some(i) = self.separator(present) {
+            return self.finish_multi_valued(name, i);
+        }
         let numeric = self.numeric && self.n > 0;
         let n_distinct = self.counts.len();
         // A 0/1 label may show one value only in a short sample (no conversion in 20 rows).
@@ -179,7 +222,6 @@ impl Acc {
         } else {
             "sparse"
         };
-        let present = n_rows - self.n_missing;
         let looks_like_id = guessed == "sparse"
             && present >= ID_MIN_ROWS
             && (n_distinct as f64 >= ID_MIN_SHARE * present as f64
@@ -193,12 +235,54 @@ impl Acc {
             positive,
             task_candidate: n_distinct == 2 && !is_task,
             id_like: looks_like_id,
+            separator: None,
+            most_values: None,
             n_missing: self.n_missing,
             n_distinct,
             mean: num(self.mean),
             std: num((self.m2 / self.n.max(1) as f64).sqrt()),
             min: num(self.min),
             max: num(self.max),
+            top,
+        }
+    }
+}
+
+impl Acc {
+    /// The statistics of a column whose cells are split at `SEPARATORS[i]`: of its values.
+    fn finish_multi_valued(self, name: String, i: usize) -> ColumnStats {
+        let sep = SEPARATORS[i];
+        let mut values: HashMap<&str, usize> = HashMap::new();
+        for (cell, &n) in &self.counts {
+            for v in members(cell, sep) {
+                *values.entry(v).or_default() += n;
+            }
+        }
+        let occurrences: usize = values.values().sum();
+        let n_distinct = values.len();
+        let mut top: Vec<(String, usize)> = values
+            .into_iter()
+            .map(|(v, n)| (v.to_string(), n))
+            .collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(TOP);
+        let id_like = occurrences >= ID_MIN_ROWS
+            && (n_distinct as f64 >= ID_MIN_SHARE * occurrences as f64
+                || n_distinct >= MAX_DISTINCT);
+        ColumnStats {
+            name,
+            guessed: "sparse".to_string(),
+            positive: None,
+            task_candidate: false,
+            id_like,
+            separator: Some(sep.to_string()),
+            most_values: Some(self.most_values[i]),
+            n_missing: self.n_missing,
+            n_distinct,
+            mean: None,
+            std: None,
+            min: None,
+            max: None,
             top,
         }
     }
@@ -266,7 +350,10 @@ pub fn guess_schema(ins: &Inspection) -> Schema {
                 task.positive = c.positive.clone().map(|p| vec![p]);
                 schema.tasks.push(task);
             }
-            _ => schema.sparse.push(SparseField::new(&c.name)),
+            _ => schema.sparse.push(SparseField {
+                separator: c.separator.clone(),
+                ..SparseField::new(&c.name)
+            }),
         }
     }
     schema
@@ -298,6 +385,18 @@ pub fn schema_toml(ins: &Inspection, schema: &Schema) -> String {
     if !candidates.is_empty() {
         out.push_str(&format!(
             "# Two-valued inputs that could be tasks instead: {candidates}\n"
+        ));
+    }
+    let multi: Vec<String> = ins
+        .columns
+        .iter()
+        .filter_map(|c| Some(format!("{} ({})", c.name, c.most_values?)))
+        .collect();
+    if !multi.is_empty() {
+        out.push_str(&format!(
+            "# Multi-valued, split at `separator` and pooled (the most values in a cell; the \
+             first max_values = {DEFAULT_MAX_VALUES} are kept unless you set it): {}\n",
+            multi.join(", ")
         ));
     }
     out.push('\n');

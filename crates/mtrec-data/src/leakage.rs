@@ -18,6 +18,9 @@
 //! - regression task: R^2, of the per-value mean (sparse), or of the least
 //!   squares line (dense: the squared correlation).
 //!
+//! Multi-valued sparse fields ([`crate::bag`]) are not scored: a row holds a
+//! set of values there, not one value with a rate.
+//!
 //! Per-value rates are computed out of fold, not in-sample. In-sample, a value
 //! seen once "predicts" its own row's label perfectly, so an ID-like field
 //! (a user id, a timestamp) would always look leaky; dropping rare values
@@ -139,11 +142,19 @@ pub fn field_scores(table: &EncodedTable, meta: &FeatureMeta) -> Vec<Leak> {
         }
         let rows = thin(rows, MAX_ROWS);
         let y: Vec<f32> = rows.iter().map(|&r| labels[r]).collect();
-        let sparse = meta.sparse_names.iter().enumerate().take(table.n_sparse);
-        for (f, name) in sparse {
+        let mut slot = 0;
+        for (f, (name, width)) in meta.sparse_names.iter().zip(meta.slot_counts()).enumerate() {
+            let s = slot;
+            slot += width;
+            if slot > table.n_sparse {
+                break;
+            }
+            if meta.bags.iter().any(|b| b.field == f) {
+                continue;
+            }
             let ids: Vec<u32> = rows
                 .iter()
-                .map(|&r| table.sparse[r * table.n_sparse + f])
+                .map(|&r| table.sparse[r * table.n_sparse + s])
                 .collect();
             let score = match kind {
                 TaskKind::Binary => auc(&out_of_fold_means(&ids, &y), &y).map(LeakScore::Auc),
@@ -260,6 +271,7 @@ mod tests {
         FeatureMeta {
             sparse_names: sparse.iter().map(|s| s.to_string()).collect(),
             vocab_sizes: vec![0; sparse.len()],
+            bags: Vec::new(),
             dense_names: dense.iter().map(|s| s.to_string()).collect(),
             task_names: (0..kinds.len()).map(|t| format!("t{t}")).collect(),
             task_kinds: kinds.to_vec(),
@@ -324,6 +336,34 @@ mod tests {
             text.contains("`copy`") && text.contains("`t0`") && text.contains("AUC 1.000"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_field_after_a_multi_valued_one_is_read_from_its_own_slot() {
+        // Slots: `tags` (a bag of 2 slots, both holding an unrelated code), then `copy`,
+        // the label's category. Reading `copy` from slot 1, the bag's second slot, would
+        // score the unrelated code and miss the leak.
+        let n = 100;
+        let mut table = EncodedTable::with_widths(3, 0, 1);
+        for r in 0..n {
+            let y = (r % 3 == 0) as u32;
+            let code = 1 + (r % 4) as u32;
+            table.sparse.extend([code, code, 1 + y]);
+            table.labels.push(y as f32);
+            table.n_rows += 1;
+        }
+        let mut m = meta(&["tags", "copy"], &[], &[TaskKind::Binary]);
+        m.bags = vec![crate::BagLayout {
+            field: 0,
+            slots: 2,
+            pooling: crate::Pooling::Mean,
+        }];
+        let scores = field_scores(&table, &m);
+        let named: Vec<(&str, f64)> = scores
+            .iter()
+            .map(|l| (l.field.as_str(), l.score.value()))
+            .collect();
+        assert_eq!(named, vec![("copy", 1.0)]);
     }
 
     #[test]

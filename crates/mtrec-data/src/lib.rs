@@ -16,11 +16,13 @@
 //! - [`batches`] cuts a table into seeded, shuffled mini-batches;
 //! - [`inspect()`](inspect::inspect) summarises an unknown file and guesses a schema;
 //! - [`derive`] computes labels from rules over columns, [`buckets`] turns
-//!   numbers into bucket ids, [`leakage`] names inputs that give a label away.
+//!   numbers into bucket ids, [`bag`] splits multi-valued cells (`a|b|c`) into
+//!   several ids, [`leakage`] names inputs that give a label away.
 //!
 //! Errors carry the file, line and field of the offending value.
 
 mod atomic;
+pub mod bag;
 pub mod batch;
 pub mod buckets;
 pub mod census;
@@ -38,6 +40,7 @@ pub mod synthetic;
 pub mod table;
 pub mod task_checks;
 
+pub use bag::{BagLayout, DEFAULT_MAX_VALUES, Pooling};
 pub use batch::{Batch, BatchIter, batches};
 pub use buckets::Buckets;
 pub use census::{CensusConfig, census_schema};

@@ -10,6 +10,9 @@
 //! [[sparse]]
 //! name = "user"
 //! min_count = 2          # rarer values share the unknown id 0
+//! # separator = "|"      # several values a cell (`a|b|c`), pooled; see `crate::bag`
+//! # pooling = "mean"     #   or "sum"
+//! # max_values = 16      #   the first 16 values of a cell are kept
 //! [[dense]]
 //! name = "price"
 //! fill = 0.0             # raw value used where the cell is empty
@@ -35,6 +38,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bag::{self, DEFAULT_MAX_VALUES, Pooling};
 use crate::derive::DeriveRule;
 use crate::error::{DataError, Result};
 
@@ -111,6 +115,17 @@ pub struct SparseField {
     /// so rare values do not each get an embedding trained on a handful of rows.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub min_count: u32,
+    /// Makes the field multi-valued: each cell is split here into values, and the field is
+    /// embedded as the pooled embeddings of its values (see [`crate::bag`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
+    /// How a multi-valued field's values pool; `None` means [`Pooling::Mean`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooling: Option<Pooling>,
+    /// Values kept per cell of a multi-valued field, the first ones in file order; `None`
+    /// means [`DEFAULT_MAX_VALUES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_values: Option<u32>,
 }
 
 /// A numeric input field.
@@ -277,12 +292,41 @@ impl SparseField {
             name: name.into(),
             column: None,
             min_count: 1,
+            separator: None,
+            pooling: None,
+            max_values: None,
+        }
+    }
+
+    /// A multi-valued field split at `separator`, with the default pooling and cap.
+    pub fn multi_valued(name: impl Into<String>, separator: impl Into<String>) -> Self {
+        SparseField {
+            separator: Some(separator.into()),
+            ..SparseField::new(name)
         }
     }
 
     /// The source column this field reads.
     pub fn column(&self) -> &str {
         self.column.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Whether cells hold several values (a `separator` is set).
+    pub fn is_multi_valued(&self) -> bool {
+        self.separator.is_some()
+    }
+
+    /// Id slots the field takes in an encoded row: 1, or `max_values` when multi-valued.
+    pub fn slots(&self) -> usize {
+        match self.separator {
+            None => 1,
+            Some(_) => self.max_values.unwrap_or(DEFAULT_MAX_VALUES).max(1) as usize,
+        }
+    }
+
+    /// How the values of a multi-valued field pool.
+    pub fn pooling(&self) -> Pooling {
+        self.pooling.unwrap_or_default()
     }
 }
 
@@ -445,6 +489,11 @@ impl Schema {
             }
             if !names.insert(name) {
                 return fail(format!("field name `{name}` is used twice"));
+            }
+        }
+        for f in &self.sparse {
+            if let Err(message) = bag::check(f) {
+                return fail(format!("field `{}`: {message}", f.name));
             }
         }
         for f in &self.dense {

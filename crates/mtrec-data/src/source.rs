@@ -521,6 +521,7 @@ pub(crate) fn check_unique(path: &Path, names: &[String], place: &str) -> Result
                 place: place.to_string(),
                 first: first + 1,
                 second: i + 1,
+                hint: String::new(),
             });
         }
         first_at.insert(name, i);
@@ -577,7 +578,6 @@ fn open_csv(spec: &SourceSpec) -> Result<SourceReader> {
     } else {
         "the given column names"
     };
-    check_unique(&path, &columns, place)?;
     let numeric_header_cell = header_read
         .then(|| {
             columns
@@ -586,6 +586,33 @@ fn open_csv(spec: &SourceSpec) -> Result<SourceReader> {
                 .cloned()
         })
         .flatten();
+    check_unique(&path, &columns, place).map_err(|e| match (e, &numeric_header_cell) {
+        // A data row read as the header repeats its values far more often than real names do.
+        (
+            DataError::DuplicateColumn {
+                path,
+                column,
+                place,
+                first,
+                second,
+                ..
+            },
+            Some(cell),
+        ) => DataError::DuplicateColumn {
+            hint: format!(
+                "; the file may have no header row (its first line holds the number {cell:?}, \
+                     as data rows do). If so, set `header = false` in the [data] section of the \
+                     experiment config and name the columns with `columns = [...]` in the schema \
+                     (`mtrec data inspect --no-header` for a guess)"
+            ),
+            path,
+            column,
+            place,
+            first,
+            second,
+        },
+        (e, _) => e,
+    })?;
     Ok(SourceReader {
         path,
         columns,

@@ -9,10 +9,15 @@ use crate::encode::DenseStats;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EncodedTable {
     pub n_rows: usize,
+    /// Id slots per row: one per sparse field, except a multi-valued field, which takes its
+    /// `max_values` (see [`crate::bag`] and [`FeatureMeta::n_sparse_slots`]).
+    ///
+    /// [`FeatureMeta::n_sparse_slots`]: crate::FeatureMeta::n_sparse_slots
     pub n_sparse: usize,
     pub n_dense: usize,
     pub n_tasks: usize,
-    /// `n_rows * n_sparse` vocabulary ids; 0 means unknown or missing.
+    /// `n_rows * n_sparse` vocabulary ids; 0 means unknown or missing (or, in a
+    /// multi-valued field's slots, no value).
     pub sparse: Vec<u32>,
     /// `n_rows * n_dense` standardised values.
     pub dense: Vec<f32>,

@@ -482,6 +482,7 @@ mod tests {
         let meta = FeatureMeta {
             sparse_names: Vec::new(),
             vocab_sizes: Vec::new(),
+            bags: Vec::new(),
             dense_names: names(&["x"]),
             task_names: names(&["click", "conversion"]),
             task_kinds: vec![TaskKind::Binary, TaskKind::Regression],

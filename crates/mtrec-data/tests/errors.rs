@@ -94,7 +94,8 @@ fn empty_or_nan_label_names_file_line_and_field() {
         assert_eq!(
             msg,
             format!(
-                "{}:4: field `click`: label is missing or NaN",
+                "{}:4: field `click`: label is missing or NaN (if some rows are unlabelled \
+                 for this task, set `missing = \"mask\"` on it in the schema)",
                 data.display()
             )
         );

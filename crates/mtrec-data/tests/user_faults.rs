@@ -491,3 +491,25 @@ fn a_misspelt_header_name_gets_no_header_hint() {
         "{msg}"
     );
 }
+
+/// Found by a fresh user: a header-less file whose first row repeats a value (two 0/1 labels)
+/// failed on the duplicate "column" before the missing-column hint could say why.
+#[test]
+fn a_data_row_read_as_a_header_with_repeated_values_hints_at_header_false() {
+    let (_d, _p, r) = load_csv(b"paris,1,1\nrome,2,0\n");
+    let msg = r.expect_err("no header").to_string();
+    assert!(
+        msg.contains("column \"1\" appears twice in the header (columns 2 and 3)")
+            && msg.contains("(its first line holds the number \"1\", as data rows do)")
+            && msg.contains("`header = false`"),
+        "{msg}"
+    );
+}
+
+/// A repeated real name gets no such hint.
+#[test]
+fn a_repeated_header_name_gets_no_header_hint() {
+    let (_d, _p, r) = load_csv(b"city,price,price\nparis,1,2\n");
+    let msg = r.expect_err("duplicate").to_string();
+    assert!(msg.contains("appears twice") && !msg.contains("header = false"), "{msg}");
+}

@@ -4,6 +4,9 @@ use burn::prelude::*;
 use mtrec_arch::ModelInput;
 use mtrec_data::Batch;
 
+/// The batch's inputs. Sparse ids go as the table's id slots, `[B, batch.n_sparse]`: a
+/// multi-valued field's bag takes several and the model's embedding pools them back to one
+/// vector per field, so nothing here depends on which fields are bags.
 pub fn input_of(batch: &Batch, device: &Device) -> ModelInput {
     ModelInput::from_host(
         batch.len,

@@ -12,6 +12,7 @@ fn every_shipped_config_parses_and_builds() {
     let meta = FeatureMeta {
         sparse_names: vec!["a".into()],
         vocab_sizes: vec![4],
+        bags: Vec::new(),
         dense_names: vec!["x".into()],
         task_names: vec!["t1".into(), "t2".into()],
         task_kinds: vec![TaskKind::Binary, TaskKind::Binary],

@@ -12,6 +12,7 @@ fn meta() -> FeatureMeta {
     FeatureMeta {
         sparse_names: vec!["a".into(), "b".into()],
         vocab_sizes: vec![5, 3],
+        bags: Vec::new(),
         dense_names: vec!["x".into(), "y".into(), "z".into()],
         task_names: vec!["click".into(), "watch".into()],
         task_kinds: vec![TaskKind::Binary, TaskKind::Regression],

@@ -15,7 +15,7 @@ pub mod mlp;
 pub mod tower_bank;
 
 pub use batched_linear::{BatchedLinear, BatchedLinearConfig};
-pub use embedding::{FeatureEmbedding, FeatureEmbeddingConfig, ModelInput};
+pub use embedding::{Bag, FeatureEmbedding, FeatureEmbeddingConfig, ModelInput, Pooling};
 pub use expert_bank::{ExpertBank, ExpertBankConfig};
 pub use gate::{GateBank, GateBankConfig};
 pub use mlp::{Mlp, MlpConfig};

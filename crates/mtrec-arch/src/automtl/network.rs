@@ -132,6 +132,7 @@ fn first_width(n_fields: usize, d_emb: usize, n_dense: usize) -> usize {
 fn embedding(meta: &FeatureMeta, d_emb: usize, init_std: f64, device: &Device) -> FeatureEmbedding {
     FeatureEmbeddingConfig {
         vocab_sizes: meta.vocab_sizes.clone(),
+        bags: crate::model::embedding_bags(meta),
         n_dense: meta.dense_names.len(),
         d_emb,
         init_std,

@@ -14,6 +14,7 @@ fn meta(n_tasks: usize) -> FeatureMeta {
     FeatureMeta {
         sparse_names: vec!["a".into(), "b".into()],
         vocab_sizes: vec![5, 3],
+        bags: Vec::new(),
         dense_names: vec!["x".into(), "y".into(), "z".into()],
         task_names: (0..n_tasks).map(|t| format!("t{t}")).collect(),
         task_kinds: vec![TaskKind::Binary; n_tasks],

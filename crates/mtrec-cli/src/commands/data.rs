@@ -65,6 +65,9 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         if c.task_candidate {
             guess.push_str(", task?");
         }
+        if let Some(sep) = &c.separator {
+            guess.push_str(&format!(", multi-valued ({sep})"));
+        }
         table.add_row(vec![
             c.name.clone(),
             guess,

@@ -849,6 +849,7 @@ mod tests {
         FeatureMeta {
             sparse_names: vec!["cat".into()],
             vocab_sizes: vec![4],
+            bags: Vec::new(),
             dense_names: vec!["x".into()],
             task_names: Vec::new(),
             task_kinds: Vec::new(),
