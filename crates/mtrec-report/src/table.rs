@@ -22,6 +22,8 @@ pub fn metrics_table(title: &str, rows: &[MetricsRow<'_>]) -> String {
         ),
         ("logloss", |m: &TaskMetrics| m.logloss),
         ("MSE", |m: &TaskMetrics| m.mse),
+        // Only where example weights differ from 1 (weighted tasks).
+        ("weight sum", |m: &TaskMetrics| m.weight_sum),
     ]
     .into_iter()
     .filter(|(_, f)| any(*f))
@@ -30,7 +32,8 @@ pub fn metrics_table(title: &str, rows: &[MetricsRow<'_>]) -> String {
     table.load_preset(UTF8_FULL_CONDENSED);
     let mut header = vec![Cell::new(title)];
     header.extend(columns.iter().map(|(n, _)| Cell::new(n)));
-    header.push(Cell::new("rows"));
+    // Rows that carry the task's label: masked and unqualified rows are not counted.
+    header.push(Cell::new("labelled rows"));
     table.set_header(header);
     for row in rows {
         let mut cells = vec![Cell::new(&row.label)];
@@ -67,6 +70,18 @@ mod tests {
             s.contains("income") && s.contains("0.9512") && s.contains("0.1200"),
             "{s}"
         );
-        assert!(!s.contains("MSE"), "{s}");
+        assert!(!s.contains("MSE") && !s.contains("weight sum"), "{s}");
+        let weighted = TaskMetrics {
+            weight_sum: Some(117.5),
+            ..m
+        };
+        let s = metrics_table(
+            "task",
+            &[MetricsRow {
+                label: "like".into(),
+                metrics: &weighted,
+            }],
+        );
+        assert!(s.contains("weight sum") && s.contains("117.5000"), "{s}");
     }
 }
