@@ -1,15 +1,9 @@
 //! Bucketised dense fields through the loader: edges fitted on the training file only, ids by
 //! the left-closed rule, missing cells in bucket 0, and the same cuts after a JSON round trip.
-
-use std::path::{Path, PathBuf};
-
 use mtrec_data::{DataConfig, FilesConfig, Preprocessor, Schema, SourceSpec, load};
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write");
-    p
-}
+mod common;
+use common::write;
 
 const SCHEMA: &str = r#"
 [[sparse]]

@@ -5,14 +5,11 @@ use std::path::{Path, PathBuf};
 
 use mtrec_data::{DataConfig, FilesConfig, Schema, load};
 
+mod common;
+use common::write;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write");
-    p
 }
 
 const SCHEMA: &str = r#"

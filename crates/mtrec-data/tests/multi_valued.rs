@@ -10,11 +10,8 @@ use mtrec_data::{
     inspect, load,
 };
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write");
-    p
-}
+mod common;
+use common::write;
 
 const SCHEMA: &str = r#"
 [[sparse]]
