@@ -1,5 +1,6 @@
 //! Bucketised dense fields through the loader: edges fitted on the training file only, ids by
 //! the left-closed rule, missing cells in bucket 0, and the same cuts after a JSON round trip.
+
 use mtrec_data::{DataConfig, FilesConfig, Preprocessor, Schema, SourceSpec, load};
 
 mod common;
