@@ -511,5 +511,8 @@ fn a_data_row_read_as_a_header_with_repeated_values_hints_at_header_false() {
 fn a_repeated_header_name_gets_no_header_hint() {
     let (_d, _p, r) = load_csv(b"city,price,price\nparis,1,2\n");
     let msg = r.expect_err("duplicate").to_string();
-    assert!(msg.contains("appears twice") && !msg.contains("header = false"), "{msg}");
+    assert!(
+        msg.contains("appears twice") && !msg.contains("header = false"),
+        "{msg}"
+    );
 }

@@ -165,19 +165,35 @@ fn task_metrics(
         return plain_metrics(name, kind, &pick(preds), &pick(labels));
     }
     match kind {
-        TaskKind::Binary => weighted_binary_metrics(preds, labels, &weights).or_else(|e| match e {
-            MetricError::SingleClass { .. } => {
-                tracing::warn!("task `{name}`: {e}; reporting logloss only");
+        TaskKind::Binary => logloss_if_single_class(
+            name,
+            weighted_binary_metrics(preds, labels, &weights),
+            || {
                 Ok(TaskMetrics {
                     logloss: Some(weighted_logloss(preds, labels, &weights)?),
                     n: kept.len(),
                     weight_sum: Some(kept.iter().map(|&i| f64::from(weights[i])).sum()),
                     ..TaskMetrics::default()
                 })
-            }
-            e => Err(e),
-        }),
+            },
+        ),
         TaskKind::Regression => weighted_regression_metrics(preds, labels, &weights),
+    }
+}
+
+/// A small split can hold one class only: AUC is undefined there, but the logloss still says
+/// how the model does, so `logloss_only` is reported rather than failing.
+fn logloss_if_single_class(
+    name: &str,
+    metrics: Result<TaskMetrics, MetricError>,
+    logloss_only: impl FnOnce() -> Result<TaskMetrics, MetricError>,
+) -> Result<TaskMetrics, MetricError> {
+    match metrics {
+        Err(e @ MetricError::SingleClass { .. }) => {
+            tracing::warn!("task `{name}`: {e}; reporting logloss only");
+            logloss_only()
+        }
+        other => other,
     }
 }
 
@@ -189,18 +205,12 @@ fn plain_metrics(
     labels: &[f32],
 ) -> Result<TaskMetrics, MetricError> {
     match kind {
-        TaskKind::Binary => binary_metrics(preds, labels).or_else(|e| match e {
-            // A small split can hold one class only: AUC is undefined there, but the
-            // logloss still says how the model does, so report that rather than fail.
-            MetricError::SingleClass { .. } => {
-                tracing::warn!("task `{name}`: {e}; reporting logloss only");
-                Ok(TaskMetrics {
-                    logloss: Some(logloss(preds, labels)?),
-                    n: labels.len(),
-                    ..TaskMetrics::default()
-                })
-            }
-            e => Err(e),
+        TaskKind::Binary => logloss_if_single_class(name, binary_metrics(preds, labels), || {
+            Ok(TaskMetrics {
+                logloss: Some(logloss(preds, labels)?),
+                n: labels.len(),
+                ..TaskMetrics::default()
+            })
         }),
         TaskKind::Regression => regression_metrics(preds, labels),
     }

@@ -37,22 +37,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
-    run_experiment_checked(&cfg, Path::new("."), &out, args.output.json, args.strict)
+    run_experiment(&cfg, Path::new("."), &out, args.output.json, args.strict)
 }
 
 /// Loads the data, trains, saves the checkpoint to `out` and prints the report; label leaks
-/// are warnings.
+/// are warnings, or with `strict` an error.
 pub fn run_experiment(
-    cfg: &ExperimentConfig,
-    base_dir: &Path,
-    out: &Path,
-    json: bool,
-) -> Result<()> {
-    run_experiment_checked(cfg, base_dir, out, json, false)
-}
-
-/// [`run_experiment`], where `strict` makes a label leak an error.
-pub fn run_experiment_checked(
     cfg: &ExperimentConfig,
     base_dir: &Path,
     out: &Path,
