@@ -29,7 +29,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Train a model from an experiment config (TOML) and save a checkpoint.
     #[command(
-        after_help = "Examples:\n  mtrec train --config configs/census-g1-mmoe.toml\n  mtrec train --config configs/synthetic-mmoe.toml --out runs/syn --json\n  mtrec train --config configs/census-g1-mmoe-lt4rec.toml   # a sharing scheme (see mtrec models)\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json\n  mtrec train --config configs/kuairand-mtl.toml --strict   # refuse label leaks\n\nBefore training, every input field is scored alone against every label on the training\nsplit; one that nearly determines a label (AUC or R^2 >= 0.96) is a warning, or with\n--strict an error."
+        after_help = "Examples:\n  mtrec train --config configs/census-g1-mmoe.toml\n  mtrec train --config configs/synthetic-mmoe.toml --out runs/syn --json\n  mtrec train --config configs/census-g1-mmoe.toml --set train.learning_rate=3e-3 --set model.n_experts=4\n  mtrec train --config configs/census-g1-mmoe-lt4rec.toml   # a sharing scheme (see mtrec models)\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json\n  mtrec train --config configs/kuairand-mtl.toml --strict   # refuse label leaks\n\nBefore training, every input field is scored alone against every label on the training\nsplit; one that nearly determines a label (AUC or R^2 >= 0.96) is a warning, or with\n--strict an error."
     )]
     Train(TrainArgs),
     /// AutoMTL: search an architecture (DESAN space, PD-DARTS), finetune it, save it.
@@ -38,7 +38,7 @@ pub enum Command {
     /// `preset = "paper"` runs the spec's settings. The output says how decided the fixed
     /// choices were (median block entropy and gate |p - 0.5| at fixing).
     #[command(
-        after_help = "Examples:\n  mtrec search --config configs/census-g1-automtl.toml\n  mtrec search --config configs/synthetic-c05-automtl.toml --out runs/syn-search --seed 3 --json\n  mtrec arch show runs/census-g1-automtl/arch.json\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json"
+        after_help = "Examples:\n  mtrec search --config configs/census-g1-automtl.toml\n  mtrec search --config configs/synthetic-c05-automtl.toml --out runs/syn-search --seed 3 --json\n  mtrec search --config configs/census-g1-automtl.toml --set search.preset=paper\n  mtrec arch show runs/census-g1-automtl/arch.json\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json"
     )]
     Search(SearchArgs),
     /// Test figures of several runs side by side: mean ± std over runs of one config.
@@ -103,6 +103,10 @@ pub struct TrainArgs {
     /// Override train.seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Override any config key before it is checked, e.g. `--set train.learning_rate=3e-3
+    /// --set model.n_experts=4` (repeatable; plain words need no quotes).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<mtrec_engine::config::Override>,
     /// Train this searched architecture (arch.json from `mtrec search`) from scratch instead
     /// of the config's `[model]`.
     #[arg(long)]
@@ -127,6 +131,10 @@ pub struct SearchArgs {
     /// Override train.seed (seeds the search and the finetune).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Override any config key before it is checked, e.g. `--set train.learning_rate=3e-3
+    /// --set model.n_experts=4` (repeatable; plain words need no quotes).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<mtrec_engine::config::Override>,
     /// Refuse to search when an input field nearly determines a label on the training split
     /// (single-field AUC or R^2 >= 0.96); without it such fields are a warning.
     #[arg(long)]

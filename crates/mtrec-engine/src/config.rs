@@ -109,8 +109,36 @@ impl ExperimentConfig {
     }
 
     pub fn from_toml_file(path: &Path) -> Result<Self, EngineError> {
+        Self::from_toml_file_with(path, &[])
+    }
+
+    /// Reads a config file and applies `--set` overrides (`train.learning_rate=3e-3`) to its
+    /// TOML before the typed parse, so an override is checked exactly like a key written in
+    /// the file (unknown keys and wrong types are errors naming the key).
+    pub fn from_toml_file_with(path: &Path, overrides: &[Override]) -> Result<Self, EngineError> {
         let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
-        let cfg = Self::from_toml_str(&text, path)?;
+        // The file alone first, so its own mistakes are reported at their line.
+        let mut cfg = Self::from_toml_str(&text, path)?;
+        if !overrides.is_empty() {
+            let bad = |message: String| EngineError::Config {
+                path: path.to_path_buf(),
+                message,
+            };
+            let mut table: toml::Table =
+                toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+            for o in overrides {
+                o.apply(&mut table).map_err(bad)?;
+            }
+            let listed = overrides
+                .iter()
+                .map(|o| format!("--set {o}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            // Line numbers of the merged text would point nowhere: name the overrides instead.
+            cfg = toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| bad(format!("{} (with {listed})", e.message())))?;
+        }
         cfg.validate(path)?;
         Ok(cfg)
     }
@@ -147,6 +175,66 @@ impl ExperimentConfig {
         self.scheme
             .validate()
             .map_err(|m| bad(format!("[scheme] {m}")))?;
+        Ok(())
+    }
+}
+
+/// One `--set KEY=VALUE` override of a config file: a dotted key path (`model.n_experts`,
+/// `search.preset`) and a TOML value. A value that does not parse as TOML (`mmoe`,
+/// `data/x.csv`) is taken as a string, so users need not quote plain words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub path: Vec<String>,
+    pub value: toml::Value,
+}
+
+impl std::str::FromStr for Override {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (key, raw) = text.split_once('=').ok_or_else(|| {
+            format!("`{text}`: expected KEY=VALUE, e.g. train.learning_rate=3e-3")
+        })?;
+        let path: Vec<String> = key
+            .trim()
+            .split('.')
+            .map(|p| p.trim().to_string())
+            .collect();
+        if path.iter().any(|p| p.is_empty()) {
+            return Err(format!("`{text}`: empty part in key `{key}`"));
+        }
+        let raw = raw.trim();
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        Ok(Self { path, value })
+    }
+}
+
+impl std::fmt::Display for Override {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.path.join("."), self.value)
+    }
+}
+
+impl Override {
+    /// Sets the value, creating missing sections; refuses to descend into a non-table.
+    pub fn apply(&self, table: &mut toml::Table) -> Result<(), String> {
+        let (last, parents) = self.path.split_last().expect("non-empty by construction");
+        let mut here = table;
+        for (i, part) in parents.iter().enumerate() {
+            let entry = here
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            here = entry.as_table_mut().ok_or_else(|| {
+                format!(
+                    "--set {self}: `{}` is a value, not a section",
+                    self.path[..=i].join(".")
+                )
+            })?;
+        }
+        here.insert(last.clone(), self.value.clone());
         Ok(())
     }
 }

@@ -33,3 +33,67 @@ fn every_shipped_config_parses_and_builds() {
     }
     assert!(n >= 25, "only {n} configs found");
 }
+
+fn shipped(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs")
+        .join(name)
+}
+
+fn set(text: &str) -> mtrec_engine::config::Override {
+    text.parse().unwrap()
+}
+
+#[test]
+fn set_overrides_change_typed_values_and_plain_words() {
+    let base = ExperimentConfig::from_toml_file(&shipped("census-g1-mmoe.toml")).unwrap();
+    let cfg = ExperimentConfig::from_toml_file_with(
+        &shipped("census-g1-mmoe.toml"),
+        &[
+            set("train.learning_rate=3e-3"),
+            set("train.epochs = 7"),
+            set("name=renamed"),
+            set("train.monitor=loss"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(cfg.train.learning_rate, 3e-3);
+    assert_eq!(cfg.train.epochs, 7);
+    assert_eq!(cfg.name, "renamed");
+    assert_eq!(cfg.train.monitor, mtrec_engine::Monitor::Loss);
+    // Everything not overridden is as in the file.
+    assert_eq!(cfg.train.batch_size, base.train.batch_size);
+    assert_eq!(cfg.model, base.model);
+}
+
+#[test]
+fn set_overrides_are_checked_like_file_keys() {
+    let path = shipped("census-g1-mmoe.toml");
+    let typo = ExperimentConfig::from_toml_file_with(&path, &[set("train.learnin_rate=1e-2")])
+        .unwrap_err()
+        .to_string();
+    assert!(typo.contains("learnin_rate"), "{typo}");
+    assert!(typo.contains("--set"), "{typo}");
+    let wrong_type = ExperimentConfig::from_toml_file_with(&path, &[set("train.epochs=many")])
+        .unwrap_err()
+        .to_string();
+    assert!(wrong_type.contains("epochs"), "{wrong_type}");
+    let range = ExperimentConfig::from_toml_file_with(&path, &[set("train.learning_rate=-1")])
+        .unwrap_err()
+        .to_string();
+    assert!(range.contains("learning_rate must be > 0"), "{range}");
+    let into_value = ExperimentConfig::from_toml_file_with(&path, &[set("name.x=1")])
+        .unwrap_err()
+        .to_string();
+    assert!(into_value.contains("`name` is a value"), "{into_value}");
+    assert!(
+        "no-equals-sign"
+            .parse::<mtrec_engine::config::Override>()
+            .is_err()
+    );
+    assert!(
+        "train..epochs=3"
+            .parse::<mtrec_engine::config::Override>()
+            .is_err()
+    );
+}

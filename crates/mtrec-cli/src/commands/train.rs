@@ -12,7 +12,7 @@ use crate::cli::TrainArgs;
 use crate::progress::Progress;
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let mut cfg = ExperimentConfig::from_toml_file(&args.config)?;
+    let mut cfg = ExperimentConfig::from_toml_file_with(&args.config, &args.set)?;
     if let Some(e) = args.epochs {
         cfg.train.epochs = e;
     }
