@@ -220,7 +220,35 @@ impl AdaTTLevel {
     /// Fused outputs `[B, U, H]`: `(G + pad(v))^T E` for every unit in one product.
     pub fn forward(&self, input: LevelInput) -> Tensor<3> {
         let (experts, gates) = self.experts_and_gates(input);
+        self.fuse(experts, gates)
+    }
+
+    /// `(G + pad(v))^T E` from [`Self::experts_and_gates`]' outputs.
+    pub fn fuse(&self, experts: Tensor<3>, gates: Tensor<3>) -> Tensor<3> {
         (gates + self.native_weights().unsqueeze_dim(0)).matmul(experts)
+    }
+
+    /// `gates` from [`Self::experts_and_gates`] with their owners (the task units, then the
+    /// shared unit where it fuses); every gate reaches every expert.
+    pub(crate) fn gate_layer(&self, gates: Tensor<3>) -> crate::gates::GateLayer {
+        use crate::gates::GateOwner;
+        let (t, m, s) = (self.n_tasks, self.per_task, self.n_shared);
+        let owners: Vec<GateOwner> = (0..self.n_fusing)
+            .map(|u| {
+                if u < t {
+                    GateOwner::Task(u)
+                } else {
+                    GateOwner::Shared
+                }
+            })
+            .collect();
+        let experts = crate::gates::task_then_shared(t, m, s);
+        crate::gates::GateLayer {
+            reachable: vec![vec![true; experts.len()]; owners.len()],
+            weights: gates,
+            gates: owners,
+            experts,
+        }
     }
 }
 

@@ -137,6 +137,13 @@ impl PleLevel {
 
     /// Mixed experts per unit: `[B, T+1, H]`, or `[B, T, H]` on the last level.
     pub fn forward(&self, input: LevelInput) -> Tensor<3> {
+        let (experts, gates) = self.experts_and_gates(input);
+        gates.matmul(experts)
+    }
+
+    /// Every expert's output `[B, N, H]` and every gate's probabilities placed on the level's
+    /// experts, `[B, T(+1), N]`: what [`Self::forward`] mixes, and what gate diagnostics read.
+    pub fn experts_and_gates(&self, input: LevelInput) -> (Tensor<3>, Tensor<3>) {
         let (t, m, s) = (self.n_tasks, self.n_task_experts, self.n_shared_experts);
         let (n, k) = (t * m + s, m + s);
         let (experts, task_logits, shared_logits) = match input {
@@ -200,7 +207,37 @@ impl PleLevel {
         if let Some(logits) = shared_logits {
             gates = Tensor::cat(vec![gates, softmax(logits, 1).reshape([b, 1, n])], 1);
         }
-        gates.matmul(experts)
+        (experts, gates)
+    }
+
+    /// `gates` from [`Self::experts_and_gates`] with their owners: task `k`'s gate reaches its
+    /// own and the shared experts, the shared gate all of them.
+    pub(crate) fn gate_layer(&self, gates: Tensor<3>) -> crate::gates::GateLayer {
+        use crate::gates::{ExpertOwner, GateOwner};
+        let (t, m, s) = (self.n_tasks, self.n_task_experts, self.n_shared_experts);
+        let experts = crate::gates::task_then_shared(t, m, s);
+        let mut owners: Vec<GateOwner> = (0..t).map(GateOwner::Task).collect();
+        if self.shared_gate.is_some() {
+            owners.push(GateOwner::Shared);
+        }
+        let reachable = owners
+            .iter()
+            .map(|owner| {
+                experts
+                    .iter()
+                    .map(|e| match (owner, e) {
+                        (GateOwner::Task(k), ExpertOwner::Task(j)) => k == j,
+                        _ => true,
+                    })
+                    .collect()
+            })
+            .collect();
+        crate::gates::GateLayer {
+            weights: gates,
+            gates: owners,
+            experts,
+            reachable,
+        }
     }
 }
 

@@ -41,11 +41,48 @@ pub enum Command {
         after_help = "Examples:\n  mtrec search --config configs/census-g1-automtl.toml\n  mtrec search --config configs/synthetic-c05-automtl.toml --out runs/syn-search --seed 3 --json\n  mtrec search --config configs/census-g1-automtl.toml --set search.preset=paper\n  mtrec arch show runs/census-g1-automtl/arch.json\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json"
     )]
     Search(SearchArgs),
+    /// Run a grid of experiments (configs x variants x seeds) by a pool of worker processes.
+    ///
+    /// Every run is one `mtrec train` (or, for `[model] kind = "automtl"`, `mtrec search`)
+    /// command line of this executable, writing `<out>/<run id>`; each finished run is one JSON
+    /// line of `<out>/results.jsonl`. Running the same command again skips finished runs and
+    /// retries failed ones; run folders that ran elsewhere (from --print-commands) are recorded
+    /// without running them again once their saved config matches the grid.
+    #[command(
+        after_help = "Examples:\n  mtrec run configs/grids/census-g1-seeds.toml\n  mtrec run configs/grids/synthetic-smoke.toml --jobs 2 --threads-per-run 1\n  mtrec run configs/grids/census-g1-seeds.toml --print-commands > commands.txt   # one line per pending run\n  parallel -j 8 < commands.txt && mtrec run configs/grids/census-g1-seeds.toml   # records them\n  mtrec compare runs/census-g1-seeds/*/\n\nGrid file:\n  [grid]\n  name = \"census-g1-seeds\"          # default: the file's stem\n  out = \"runs/census-g1-seeds\"      # default: runs/<name>\n  configs = [\"configs/census-g1-mmoe.toml\", \"configs/census-g1-ple.toml\"]\n  seeds = [1, 2, 3, 4, 5]           # train.seed of each run\n  set = [\"train.epochs=20\"]         # optional: --set for every run\n  [[grid.variant]]                  # optional: the grid again per variant\n  label = \"lr3e-3\"                  # run ids <config stem>[-<label>]-s<seed>\n  set = [\"train.learning_rate=3e-3\"]"
+    )]
+    Run(RunArgs),
+    /// Tune a config's hyper-parameters by Gaussian-process Bayesian optimisation.
+    ///
+    /// Each trial is `mtrec train` of the config with the trial's values as `--set`
+    /// overrides, in `<out>/trials/<k>`; each finished trial is one JSON line of
+    /// `<out>/trials.jsonl`. The objective is a validation figure (never a test one). Running
+    /// the same command again resumes up to the budget; a failed trial is logged and the
+    /// tuning goes on. At the end: a table of the trials, `<out>/best.toml` (the config with
+    /// the best values, for `mtrec train`) and `<out>/objective.svg`. --threads is passed to
+    /// each trial's training.
+    #[command(
+        after_help = "Examples:\n  mtrec tune --config configs/census-g1-mmoe.toml --space configs/tune/census-g1-mmoe.toml\n  mtrec tune --config configs/census-g1-mmoe.toml --space configs/tune/census-g1-mmoe.toml --trials 40 --out runs/tune-mmoe   # resumes a stopped tuning\n  mtrec --threads 1 tune --config configs/synthetic-mmoe.toml --space space.toml --trials 3 --set train.epochs=1\n  mtrec train --config runs/tune-mmoe/best.toml\n\nSpace file:\n  trials = 30                      # budget (failed trials count)\n  initial = 6                      # Latin-hypercube trials before the GP proposes\n  seed = 1                         # seeds the proposals (training keeps train.seed)\n  [objective]\n  metric = \"valid.income.auc\"      # valid.<task>.{auc,logloss,mse} | valid.mean-auc | valid.loss\n  direction = \"max\"                # default: max for AUCs, min otherwise\n  [[param]]\n  key = \"train.learning_rate\"\n  min = 1e-4\n  max = 1e-2\n  log = true\n  [[param]]\n  key = \"model.n_experts\"\n  type = \"int\"                     # float (default) | int | choice\n  min = 2\n  max = 16\n  [[param]]\n  key = \"model.expert\"             # a list of widths: layers = 1 writes [w]\n  type = \"int\"\n  min = 8\n  max = 128\n  log = true\n  layers = 1\n  [[param]]\n  key = \"weighting.kind\"\n  values = [\"fixed\", \"uncertainty\"]"
+    )]
+    Tune(TuneArgs),
     /// Test figures of several runs side by side: mean ± std over runs of one config.
     #[command(
-        after_help = "Examples:\n  mtrec compare runs/census-g1-mmoe-s* runs/census-g1-automtl-s*\n  mtrec compare runs/*/ --csv comparison.csv --json"
+        after_help = "Examples:\n  mtrec compare runs/census-g1-mmoe-s* runs/census-g1-automtl-s*\n  mtrec compare runs/*/ --csv comparison.csv --json\n  mtrec compare runs/census-g1-*-s* --baseline census-g1-single-task"
     )]
     Compare(CompareArgs),
+    /// One self-contained HTML page (plus markdown and JSON) for every run under a folder.
+    ///
+    /// Comparison tables per data set (mean, sample std, 95 % CI, n; Δm against Single-Task;
+    /// paired tests on shared seeds), training curves, per-run figures and, for MoE-family
+    /// models, gate diagnostics: the mean gate weight of every expert per task on the test
+    /// split and the share of experts each task effectively uses.
+    #[command(
+        after_help = "Examples:\n  mtrec report runs/census-g1-seeds            # writes runs/census-g1-seeds/report.{html,md,json}\n  mtrec report runs --out docs/results/report.html --title \"Census group 1\"\n  mtrec report /data/exp --data-dir /data/mtrec   # where `mtrec train` ran (relative data paths)\n  mtrec report runs --no-gates --json             # tables only, JSON on stdout\n\nGate diagnostics reload each gated run's checkpoint and rebuild its data from its\nconfig, with relative paths resolved against --data-dir (default: the current folder)."
+    )]
+    Report(ReportArgs),
+    /// Reproduce a paper's study end to end: runs, figures and a report of its claims.
+    #[command(subcommand)]
+    Repro(ReproCommand),
     /// Evaluate a checkpoint on a labelled data file.
     #[command(
         after_help = "Example:\n  mtrec eval --checkpoint runs/census-g1-mmoe --data data/census-income/census-income.test.gz --json"
@@ -144,12 +181,78 @@ pub struct SearchArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Grid file (TOML): `[grid]` with configs, seeds and optional overrides and variants.
+    pub grid: PathBuf,
+    /// Runs at a time (default: the cores divided by --threads-per-run).
+    #[arg(long, short)]
+    pub jobs: Option<std::num::NonZeroUsize>,
+    /// Tensor threads of each run (its `--threads`; the global --threads only sets this
+    /// coordinating process, which does no tensor work).
+    #[arg(long, default_value = "1")]
+    pub threads_per_run: std::num::NonZeroUsize,
+    /// Print one shell-quoted command line per pending run and run nothing (for GNU parallel
+    /// or a cluster array job; `mtrec run` afterwards records what they wrote).
+    #[arg(long)]
+    pub print_commands: bool,
+    /// Do not retry runs whose last attempt failed (by default a restart retries them).
+    #[arg(long)]
+    pub skip_failed: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// Experiment config to tune (TOML), e.g. configs/census-g1-mmoe.toml.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Search space (TOML): the parameters, their ranges, the objective and the budget.
+    #[arg(long)]
+    pub space: PathBuf,
+    /// Budget in trials (default: the space's `trials`); raise it to continue a finished tuning.
+    #[arg(long)]
+    pub trials: Option<usize>,
+    /// Output folder: trials.jsonl, trials/<k>/, best.toml, objective.svg
+    /// (default: runs/<config name>-tune).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override a config key in every trial, e.g. `--set train.epochs=10` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<mtrec_engine::config::Override>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Results folder: every folder at or below it with a metrics.json (from `mtrec train`,
+    /// `search`, `demo` or `run`) is a run.
+    pub dir: PathBuf,
+    /// HTML file to write (default: DIR/report.html); the .md and .json go beside it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Folder the runs' relative data paths are resolved against: where `mtrec train` ran.
+    #[arg(long, default_value = ".")]
+    pub data_dir: PathBuf,
+    /// Skip gate diagnostics (they reload every gated run's checkpoint and data).
+    #[arg(long)]
+    pub no_gates: bool,
+    /// Page title (default: "mtrec report: DIR").
+    #[arg(long)]
+    pub title: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
 pub struct CompareArgs {
     /// Checkpoint folders (or their metrics.json) written by `train`, `search` or `demo`.
     pub runs: Vec<PathBuf>,
     /// Also write the table as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Config name every other group is tested against (default: the best group per task).
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -308,6 +411,115 @@ pub struct ArchShowArgs {
     /// Also write the diagram as Graphviz DOT to this file.
     #[arg(long)]
     pub dot: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReproCommand {
+    /// The MMoE paper's task-relatedness study (its figures 4 and 5) on synthetic data.
+    ///
+    /// Shared-Bottom (bottom 113, towers 8), OMoE and MMoE (8 experts of 16, towers 8) on the
+    /// paper's synthetic regression tasks (input 100) at task correlations 0.5, 0.9 and 1.0;
+    /// Adam with the learning rate of each model chosen from {1e-4, 1e-3, 1e-2} by pilot runs
+    /// on the validation loss; N runs per model and correlation, each with new data and a new
+    /// initialisation. Writes the mean test loss against steps (figure4.{png,svg}), histograms
+    /// of the final test loss (figure5.{png,svg}), curves.csv, final_losses.csv, summary.json
+    /// and report.md, which says for each of the paper's observations whether it holds here,
+    /// with the statistics. Finished runs are appended to DIR/runs.jsonl: the same command
+    /// again resumes, and a larger --runs adds runs to the ones done.
+    #[command(
+        after_help = "Examples:\n  mtrec repro mmoe-synthetic --quick                 # a few minutes: 3 runs per cell\n  mtrec repro mmoe-synthetic --runs 200 --jobs 2     # the paper's 200 runs (hours; resumable)\n  mtrec repro mmoe-synthetic --runs 50 --out runs/mmoe-syn-50\n\nEach run trains on one thread; --jobs runs that many at once (default: all cores)."
+    )]
+    MmoeSynthetic(MmoeSyntheticArgs),
+    /// The MMoE paper's Census-Income table: every zoo model on both task groups, tuned, then
+    /// run R times; mean ± 95 % CI test AUC per task.
+    ///
+    /// Each model and group is tuned with `mtrec tune` (Gaussian process, the space
+    /// configs/tune/census-g<g>-<model>.toml) on the validation AUC of the main task (income
+    /// for group 1, education for group 2); spaces cap hidden units per layer at 2048, summed
+    /// over experts or per-task networks, and the cap is checked before tuning. The tuned
+    /// configs then train R times with seeds 1..R through `mtrec run`. Writes DIR/census.md
+    /// (the table, the protocol, the tuned values), DIR/census.csv and DIR/census.json. The
+    /// same command again resumes: finished trials and runs are kept.
+    #[command(
+        after_help = "Examples:\n  mtrec repro census --quick                          # minutes: group 1, 3 models, tiny budgets\n  mtrec repro census --jobs 2                         # the full study (hours; resumable)\n  mtrec repro census --groups 1 --models mmoe,ple --trials 20 --runs 5\n  mtrec repro census --train-file census-income.data  # the paper's protocol (sha256 checked)\n\nModels: single-task, shared-bottom, l2-constrained, cross-stitch, tensor-factorization,\nomoe, mmoe, ple, adatt (the default set), cgc, adatt-sp.\nWithout --train-file the shipped test file is split 50/25/25 into train, validation and\ntest (seed 2018); with it, training uses that file and the test file is split 1:1."
+    )]
+    Census(CensusArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CensusArgs {
+    /// A smoke test of the whole pipeline in a few minutes on 2 cores: group 1, Single-Task,
+    /// Shared-Bottom and MMoE, 3 trials and 3 runs of one epoch on 2,000 rows per split.
+    #[arg(long)]
+    pub quick: bool,
+    /// Task groups, comma-separated (default 1,2; with --quick 1).
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<u8>,
+    /// Models, comma-separated (default: the paper's seven, PLE and AdaTT; see below).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Tuning trials per model and group (default: each space's `trials`, 30; --quick 3).
+    #[arg(long)]
+    pub trials: Option<usize>,
+    /// Runs of each tuned config, seeds 1..R (default 10; --quick 3).
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Tunings (then runs) at a time; the cores (--threads) are shared among them
+    /// (default: the number of cores, one thread each).
+    #[arg(long, short)]
+    pub jobs: Option<std::num::NonZeroUsize>,
+    /// Output folder (default runs/repro-census, with --quick runs/repro-census-quick).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The official census-income.data (plain or gzip; its sha256 must match): train on it
+    /// and split the test file 1:1 into validation and test, the paper's protocol.
+    #[arg(long)]
+    pub train_file: Option<PathBuf>,
+    /// Folder of the zoo configs census-g<g>-<model>.toml and their spaces tune/*.toml.
+    #[arg(long, default_value = "configs")]
+    pub configs: PathBuf,
+    /// Override a config key in every trial and run, e.g. `--set train.epochs=10`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<mtrec_engine::config::Override>,
+}
+
+#[derive(Args, Debug)]
+pub struct MmoeSyntheticArgs {
+    /// Small settings that finish in a few minutes on 2 cores: 3 runs per cell, one pilot run
+    /// per learning rate and correlation, 3,000 steps instead of 10,000.
+    #[arg(long)]
+    pub quick: bool,
+    /// Runs per model and correlation (default 200, the paper's; with --quick 3).
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Output folder (default runs/repro-mmoe-synthetic, with --quick
+    /// runs/repro-mmoe-synthetic-quick).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Runs trained at once, one thread each (default: the number of cores).
+    #[arg(long, short)]
+    pub jobs: Option<std::num::NonZeroUsize>,
+    /// Pilot runs per model, learning rate and correlation that choose the learning rate
+    /// (default 3; with --quick 1).
+    #[arg(long)]
+    pub pilots: Option<usize>,
+    /// Optimizer steps per run (for tests and timing).
+    #[arg(long, hide = true)]
+    pub steps: Option<usize>,
+    /// Steps between two evaluations of the curve.
+    #[arg(long, hide = true)]
+    pub every: Option<usize>,
+    /// Training rows of each run's data.
+    #[arg(long, hide = true)]
+    pub train_rows: Option<usize>,
+    /// Validation and test rows of each run's data (each).
+    #[arg(long, hide = true)]
+    pub eval_rows: Option<usize>,
+    /// Batch size.
+    #[arg(long, hide = true)]
+    pub batch_size: Option<usize>,
     #[command(flatten)]
     pub output: OutputArgs,
 }

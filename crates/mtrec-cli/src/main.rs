@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod grid;
 mod progress;
 
 use std::io::IsTerminal;

@@ -7,9 +7,11 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod curves;
 pub mod error;
 pub mod evaluate;
 pub mod events;
+pub mod gates;
 pub mod loss;
 pub mod requirements;
 pub mod scheme;
@@ -20,6 +22,7 @@ pub mod train;
 
 pub use checkpoint::{Checkpoint, load_checkpoint, save_checkpoint, save_checkpoint_with};
 pub use config::{ExperimentConfig, Monitor, TrainConfig};
+pub use curves::{Curve, CurvePlan, CurvePoint, build_and_train_curve, build_seeded, train_curve};
 pub use error::EngineError;
 pub use evaluate::{EvalReport, TaskReport, evaluate, predict};
 pub use events::{Event, NullObserver, Observer};

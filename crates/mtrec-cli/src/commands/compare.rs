@@ -1,118 +1,316 @@
-//! `mtrec compare`: test figures of several runs side by side, mean and standard deviation over
-//! the runs that share a config name (seeds of one experiment), with wall times.
+//! `mtrec compare`: test figures of several runs side by side, grouped by config name (the
+//! seeds of one experiment), each with its uncertainty: mean, sample std, 95 % confidence
+//! interval and n per task; Δm against a Single-Task group of the same tasks; and tests of
+//! every group against a reference group (the best per task, or `--baseline`), paired over
+//! the seeds both ran, unpaired (Welch) otherwise.
+//!
+//! `--json` prints an array with one object per group (sorted by name):
+//!
+//! - `name`, `model`, `runs`; `seeds`: the seeds of its runs (from metrics.json or the saved
+//!   config), sorted;
+//! - `metric`: task -> `"auc"` or `"mse"`;
+//! - `tasks`: task -> `{n, mean, std, ci95: [low, high] | null, values}`;
+//! - `delta_m`: `null`, or `{reference, percent, per_seed}`: Δm in % against the Single-Task
+//!   group `reference` from the means, and `per_seed` the same figure's summary over seeds
+//!   both ran (each seed against the same seed's Single-Task run) or `null`;
+//! - `tests`: task -> `{reference, mean_diff, shared_seeds, paired_t, wilcoxon, welch}` for
+//!   every task where this group is not the reference; each test `null` or
+//!   `{test, method, n, statistic, p_value, mean_diff, df, zeros}`;
+//! - `wall_seconds`, `search_seconds`: summaries, or `null` where no run recorded them.
+//!
+//! `--csv FILE` writes one row per group and task: the columns `run, model, runs, task, metric,
+//! mean, std, wall_seconds_mean` (as before) followed by `n, ci95_low, ci95_high,
+//! delta_m_percent, delta_m_reference, vs, mean_diff, shared_seeds, paired_t_p, wilcoxon_p,
+//! welch_p`; an empty field where a figure does not apply.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
+use mtrec_report::stats::{
+    DeltaTask, PMethod, Summary, TestResult, delta_m, paired_t_test, summarize, welch_t_test,
+    wilcoxon_signed_rank,
+};
+use mtrec_report::{Metric, RunRecord, load_run};
 use serde::Serialize;
 
 use crate::cli::CompareArgs;
 
-/// Mean and sample standard deviation (0 for a single run).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
-    pub mean: f64,
-    pub std: f64,
-    pub values: Vec<f64>,
-}
-
-impl Summary {
-    pub fn of(values: Vec<f64>) -> Self {
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let std = if values.len() > 1 {
-            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-        } else {
-            0.0
-        };
-        Self { mean, std, values }
-    }
-
-    fn show(&self, digits: usize) -> String {
-        format!("{:.digits$} ± {:.digits$}", self.mean, self.std)
-    }
-}
+/// The model kind whose group is the reference of Δm.
+const SINGLE_TASK: &str = "single-task";
 
 #[derive(Debug, Serialize)]
 struct Group {
     name: String,
     model: String,
     runs: usize,
-    /// Per task: `auc` for binary tasks, `mse` for regression.
-    metric: BTreeMap<String, String>,
+    seeds: Vec<u64>,
+    metric: BTreeMap<String, Metric>,
     tasks: BTreeMap<String, Summary>,
-    wall_seconds: Summary,
-    /// Search phase (AutoMTL runs only).
+    delta_m: Option<DeltaM>,
+    tests: BTreeMap<String, Comparison>,
+    wall_seconds: Option<Summary>,
     search_seconds: Option<Summary>,
+    #[serde(skip)]
+    records: Vec<RunRecord>,
 }
 
-fn read_run(dir: &Path) -> Result<serde_json::Value> {
-    let path = if dir.is_dir() {
-        dir.join("metrics.json")
-    } else {
-        dir.to_path_buf()
-    };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read run metrics", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a metrics file", path.display()))
+#[derive(Debug, Serialize)]
+struct DeltaM {
+    /// The Single-Task group.
+    reference: String,
+    /// From the groups' means.
+    percent: f64,
+    /// Over the seeds both groups ran, each against the same seed's Single-Task run.
+    per_seed: Option<Summary>,
 }
 
-fn groups(runs: &[PathBuf]) -> Result<Vec<Group>> {
-    let mut by_name: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
-    for dir in runs {
-        let run = read_run(dir)?;
-        let name = run["name"]
-            .as_str()
-            .with_context(|| format!("{}: metrics without a `name`", dir.display()))?
-            .to_string();
-        by_name.entry(name).or_default().push(run);
+/// One task of one group against the reference group of that task.
+#[derive(Debug, Serialize)]
+struct Comparison {
+    reference: String,
+    /// This group's mean minus the reference's.
+    mean_diff: f64,
+    /// Seeds run once by each group: the pairs of the paired tests.
+    shared_seeds: usize,
+    paired_t: Option<TestResult>,
+    wilcoxon: Option<TestResult>,
+    welch: Option<TestResult>,
+}
+
+impl Group {
+    /// The task's figure per seed, for seeds that occur once in this group (a seed run twice
+    /// cannot be paired unambiguously).
+    fn by_seed(&self, task: &str) -> BTreeMap<u64, f64> {
+        let mut count: BTreeMap<u64, usize> = BTreeMap::new();
+        for s in self.records.iter().filter_map(|r| r.seed) {
+            *count.entry(s).or_default() += 1;
+        }
+        self.records
+            .iter()
+            .filter_map(|r| Some((r.seed?, r.tasks.get(task)?.value)))
+            .filter(|(s, _)| count[s] == 1)
+            .collect()
+    }
+
+    fn values(&self, task: &str) -> &[f64] {
+        self.tasks.get(task).map_or(&[], |s| &s.values)
+    }
+}
+
+fn load_groups(paths: &[PathBuf]) -> Result<Vec<Group>> {
+    let mut seen = BTreeSet::new();
+    let mut by_name: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
+    for path in paths {
+        let run = load_run(path)?;
+        // The same run given twice (overlapping globs) would count as two seeds.
+        let key = std::fs::canonicalize(&run.dir).unwrap_or_else(|_| run.dir.clone());
+        if !seen.insert(key) {
+            bail!(
+                "{}: the same run is given twice; pass each run folder once",
+                path.display()
+            );
+        }
+        by_name.entry(run.name.clone()).or_default().push(run);
     }
     let mut out = Vec::new();
-    for (name, runs) in by_name {
+    for (name, records) in by_name {
         let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         let mut metric = BTreeMap::new();
-        for run in &runs {
-            let Some(tasks) = run["tasks"].as_object() else {
-                bail!("run `{name}`: metrics without test `tasks`");
-            };
-            for (task, m) in tasks {
-                let (kind, v) = match (m["auc"].as_f64(), m["mse"].as_f64()) {
-                    (Some(auc), _) => ("auc", auc),
-                    (None, Some(mse)) => ("mse", mse),
-                    _ => continue,
-                };
-                metric.insert(task.clone(), kind.to_string());
-                values.entry(task.clone()).or_default().push(v);
+        for run in &records {
+            for (task, fig) in &run.tasks {
+                if let Some(prev) = metric.insert(task.clone(), fig.metric)
+                    && prev != fig.metric
+                {
+                    bail!(
+                        "{}: task `{task}` has {} here but {prev} in other runs of `{name}`",
+                        run.dir.display(),
+                        fig.metric
+                    );
+                }
+                values.entry(task.clone()).or_default().push(fig.value);
             }
         }
-        let seconds = |key: &str| -> Option<Summary> {
-            let v: Vec<f64> = runs.iter().filter_map(|r| r[key].as_f64()).collect();
-            (!v.is_empty()).then(|| Summary::of(v))
+        let seconds = |f: fn(&RunRecord) -> Option<f64>| {
+            let v: Vec<f64> = records.iter().filter_map(f).collect();
+            (!v.is_empty()).then(|| summarize(&v))
         };
+        let mut seeds: Vec<u64> = records.iter().filter_map(|r| r.seed).collect();
+        seeds.sort_unstable();
         out.push(Group {
-            model: runs[0]["model"].as_str().unwrap_or("?").to_string(),
-            runs: runs.len(),
+            model: records[0].model.clone(),
+            runs: records.len(),
+            seeds,
             metric,
             tasks: values
-                .into_iter()
-                .map(|(t, v)| (t, Summary::of(v)))
+                .iter()
+                .map(|(t, v)| (t.clone(), summarize(v)))
                 .collect(),
-            wall_seconds: seconds("wall_seconds").unwrap_or(Summary::of(vec![f64::NAN])),
-            search_seconds: seconds("search_seconds"),
+            delta_m: None,
+            tests: BTreeMap::new(),
+            wall_seconds: seconds(|r| r.wall_seconds),
+            search_seconds: seconds(|r| r.search_seconds),
+            records,
             name,
         });
     }
     Ok(out)
 }
 
+/// Δm of every group against the first Single-Task group (by name) with the same tasks and
+/// metrics; the Single-Task groups themselves get none.
+fn add_delta_m(groups: &mut [Group]) {
+    let mut found = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        let Some(r) = groups
+            .iter()
+            .position(|s| s.model == SINGLE_TASK && s.metric == g.metric)
+        else {
+            continue;
+        };
+        if i == r || g.model == SINGLE_TASK || g.metric.is_empty() {
+            continue;
+        }
+        let reference = &groups[r];
+        let tasks: Vec<DeltaTask> = g
+            .metric
+            .iter()
+            .map(|(t, m)| DeltaTask {
+                model: g.tasks[t].mean,
+                single: reference.tasks[t].mean,
+                lower_is_better: m.lower_is_better(),
+            })
+            .collect();
+        let Some(percent) = delta_m(&tasks) else {
+            continue;
+        };
+        // Seeds where both groups have every task.
+        let mine: Vec<BTreeMap<u64, f64>> = g.metric.keys().map(|t| g.by_seed(t)).collect();
+        let theirs: Vec<BTreeMap<u64, f64>> =
+            g.metric.keys().map(|t| reference.by_seed(t)).collect();
+        let per_seed: Vec<f64> = mine[0]
+            .keys()
+            .filter_map(|seed| {
+                let tasks: Option<Vec<DeltaTask>> = g
+                    .metric
+                    .values()
+                    .enumerate()
+                    .map(|(k, m)| {
+                        Some(DeltaTask {
+                            model: *mine[k].get(seed)?,
+                            single: *theirs[k].get(seed)?,
+                            lower_is_better: m.lower_is_better(),
+                        })
+                    })
+                    .collect();
+                delta_m(&tasks?)
+            })
+            .collect();
+        found.push((
+            i,
+            DeltaM {
+                reference: reference.name.clone(),
+                percent,
+                per_seed: (!per_seed.is_empty()).then(|| summarize(&per_seed)),
+            },
+        ));
+    }
+    for (i, d) in found {
+        groups[i].delta_m = Some(d);
+    }
+}
+
+/// Tests of each group against the reference of each task: `baseline` if given, else the
+/// group with the best mean.
+fn add_tests(groups: &mut [Group], baseline: Option<&str>) -> Result<()> {
+    let fixed = match baseline {
+        Some(name) => match groups.iter().position(|g| g.name == name) {
+            Some(i) => Some(i),
+            None => {
+                let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+                bail!(
+                    "--baseline `{name}` is not among the runs' config names: {}",
+                    names.join(", ")
+                );
+            }
+        },
+        None => None,
+    };
+    for g in groups.iter_mut() {
+        g.tests.clear();
+    }
+    let tasks: BTreeSet<String> = groups
+        .iter()
+        .flat_map(|g| g.metric.keys().cloned())
+        .collect();
+    let mut found = Vec::new();
+    for task in &tasks {
+        let best = || {
+            groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| g.tasks.get(task).is_some_and(|s| !s.mean.is_nan()))
+                .reduce(|a, b| {
+                    let m = a.1.metric[task];
+                    if m.better(b.1.tasks[task].mean, a.1.tasks[task].mean) {
+                        b
+                    } else {
+                        a
+                    }
+                })
+                .map(|(i, _)| i)
+        };
+        let Some(r) = fixed.or_else(best) else {
+            continue;
+        };
+        let reference = &groups[r];
+        let Some(ref_summary) = reference.tasks.get(task) else {
+            continue;
+        };
+        let ref_seeds = reference.by_seed(task);
+        for (i, g) in groups.iter().enumerate() {
+            let Some(s) = g.tasks.get(task) else {
+                continue;
+            };
+            if i == r || g.metric[task] != reference.metric[task] {
+                continue;
+            }
+            let (a, b): (Vec<f64>, Vec<f64>) = g
+                .by_seed(task)
+                .into_iter()
+                .filter_map(|(seed, v)| Some((v, *ref_seeds.get(&seed)?)))
+                .unzip();
+            found.push((
+                i,
+                task.clone(),
+                Comparison {
+                    reference: reference.name.clone(),
+                    mean_diff: s.mean - ref_summary.mean,
+                    shared_seeds: a.len(),
+                    paired_t: paired_t_test(&a, &b),
+                    wilcoxon: (a.len() >= 2)
+                        .then(|| wilcoxon_signed_rank(&a, &b))
+                        .flatten(),
+                    welch: welch_t_test(g.values(task), reference.values(task)),
+                },
+            ));
+        }
+    }
+    for (i, task, c) in found {
+        groups[i].tests.insert(task, c);
+    }
+    Ok(())
+}
+
 pub fn run(args: CompareArgs) -> Result<()> {
     if args.runs.is_empty() {
         bail!("no run given: pass checkpoint folders (or their metrics.json)");
     }
-    let groups = groups(&args.runs)?;
+    let mut groups = load_groups(&args.runs)?;
+    add_delta_m(&mut groups);
+    add_tests(&mut groups, args.baseline.as_deref())?;
     if let Some(path) = &args.csv {
         write_csv(path, &groups)?;
     }
@@ -120,46 +318,214 @@ pub fn run(args: CompareArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&groups)?);
         return Ok(());
     }
-    let mut tasks: Vec<&String> = groups.iter().flat_map(|g| g.tasks.keys()).collect();
-    tasks.sort();
-    tasks.dedup();
+    println!("{}", summary_table(&groups));
+    let tests = tests_table(&groups);
+    if let Some(t) = &tests {
+        println!("{t}");
+    }
+    for line in notes(&groups, tests.is_some(), args.baseline.as_deref()) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn right(text: impl ToString) -> Cell {
+    Cell::new(text.to_string()).set_alignment(CellAlignment::Right)
+}
+
+fn show_delta_m(d: &DeltaM) -> String {
+    match d.per_seed.as_ref().and_then(|s| s.ci95) {
+        Some((lo, hi)) => format!("{:+.3} [{lo:+.3}, {hi:+.3}]", d.percent),
+        None => format!("{:+.3}", d.percent),
+    }
+}
+
+fn all_tasks(groups: &[Group]) -> Vec<&String> {
+    let set: BTreeSet<&String> = groups.iter().flat_map(|g| g.metric.keys()).collect();
+    set.into_iter().collect()
+}
+
+/// One row per group: every task's mean ± std [95 % CI], Δm and wall time.
+fn summary_table(groups: &[Group]) -> Table {
+    let tasks = all_tasks(groups);
+    let references: BTreeSet<&str> = groups
+        .iter()
+        .filter_map(|g| g.delta_m.as_ref().map(|d| d.reference.as_str()))
+        .collect();
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     let mut header = vec![Cell::new("run"), Cell::new("model"), Cell::new("n")];
     for t in &tasks {
-        let metric = groups
-            .iter()
-            .find_map(|g| g.metric.get(*t))
-            .map_or("", String::as_str);
-        header.push(Cell::new(format!("{t} {metric}")));
+        let metric = groups.iter().find_map(|g| g.metric.get(*t));
+        header.push(Cell::new(format!(
+            "{t} {}",
+            metric.map_or("", |m| m.name())
+        )));
+    }
+    if !references.is_empty() {
+        header.push(Cell::new("Δm %"));
     }
     header.push(Cell::new("wall s"));
     table.set_header(header);
-    for g in &groups {
-        let mut row = vec![
-            Cell::new(&g.name),
-            Cell::new(&g.model),
-            Cell::new(g.runs).set_alignment(CellAlignment::Right),
-        ];
+    for g in groups {
+        let mut row = vec![Cell::new(&g.name), Cell::new(&g.model), right(g.runs)];
         for t in &tasks {
-            let text = g.tasks.get(*t).map_or("-".into(), |s| s.show(4));
-            row.push(Cell::new(text).set_alignment(CellAlignment::Right));
+            // n per cell only where a task is missing from some runs of the group.
+            let text = g.tasks.get(*t).map_or("-".into(), |s| {
+                if s.n == g.runs {
+                    s.show_without_n(4)
+                } else {
+                    s.show(4)
+                }
+            });
+            row.push(right(text));
         }
-        row.push(Cell::new(g.wall_seconds.show(1)).set_alignment(CellAlignment::Right));
+        if !references.is_empty() {
+            let text = match &g.delta_m {
+                Some(d) => show_delta_m(d),
+                None if references.contains(g.name.as_str()) => "reference".into(),
+                None => "-".into(),
+            };
+            row.push(right(text));
+        }
+        // Wall time is a cost, not a result under test: mean ± std is enough.
+        row.push(right(g.wall_seconds.as_ref().map_or(
+            "-".into(),
+            |s| match s.n {
+                1 => format!("{:.1}", s.mean),
+                _ => format!("{:.1} ± {:.1}", s.mean, s.std),
+            },
+        )));
         table.add_row(row);
     }
-    println!("{table}");
-    Ok(())
+    table
+}
+
+fn show_p(t: Option<&TestResult>) -> String {
+    match t {
+        None => "-".into(),
+        Some(t) => {
+            let p = mtrec_report::stats::format_p(t.p_value);
+            if t.method == PMethod::NormalApproximation {
+                format!("{p} (normal)")
+            } else {
+                p
+            }
+        }
+    }
+}
+
+/// One row per group and task that has a reference: difference and p-values.
+fn tests_table(groups: &[Group]) -> Option<Table> {
+    let rows: Vec<(&Group, &String, &Comparison)> = groups
+        .iter()
+        .flat_map(|g| g.tests.iter().map(move |(t, c)| (g, t, c)))
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(vec![
+        "run",
+        "task",
+        "vs",
+        "Δ mean",
+        "shared seeds",
+        "paired t p",
+        "Wilcoxon p",
+        "Welch p",
+    ]);
+    for (g, task, c) in rows {
+        table.add_row(vec![
+            Cell::new(&g.name),
+            Cell::new(format!("{task} {}", g.metric[task])),
+            Cell::new(&c.reference),
+            right(format!("{:+.4}", c.mean_diff)),
+            right(c.shared_seeds),
+            right(show_p(c.paired_t.as_ref())),
+            right(show_p(c.wilcoxon.as_ref())),
+            right(show_p(c.welch.as_ref())),
+        ]);
+    }
+    Some(table)
+}
+
+/// What the figures are, under the tables.
+fn notes(groups: &[Group], tests: bool, baseline: Option<&str>) -> Vec<String> {
+    let mut lines = vec![
+        "Figures: mean ± sample std [95 % confidence interval of the mean, t distribution] over the runs of one config name.".to_string(),
+    ];
+    let references: BTreeSet<&str> = groups
+        .iter()
+        .filter_map(|g| g.delta_m.as_ref().map(|d| d.reference.as_str()))
+        .collect();
+    if !references.is_empty() {
+        lines.push(format!(
+            "Δm: average relative gain per task over Single-Task ({}) in %, from the means (lower MSE counts as a gain); [95 % CI] over the seeds both ran.",
+            references.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if tests {
+        lines.push(format!(
+            "Tests against {}: two-sided p-values; paired t and Wilcoxon over shared seeds (Wilcoxon needs 6 seeds to reach p < 0.05), Welch over all runs.",
+            baseline.map_or_else(
+                || "the best group per task".to_string(),
+                |b| format!("{b} (--baseline)")
+            )
+        ));
+    }
+    lines
+}
+
+/// A CSV field, quoted where it holds a separator, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    v.filter(|v| !v.is_nan())
+        .map_or_else(String::new, |v| v.to_string())
 }
 
 fn write_csv(path: &Path, groups: &[Group]) -> Result<()> {
-    let mut text = String::from("run,model,runs,task,metric,mean,std,wall_seconds_mean\n");
+    let mut text = String::from(
+        "run,model,runs,task,metric,mean,std,wall_seconds_mean,n,ci95_low,ci95_high,\
+         delta_m_percent,delta_m_reference,vs,mean_diff,shared_seeds,paired_t_p,wilcoxon_p,welch_p\n",
+    );
     for g in groups {
         for (task, s) in &g.tasks {
-            text.push_str(&format!(
-                "{},{},{},{},{},{},{},{}\n",
-                g.name, g.model, g.runs, task, g.metric[task], s.mean, s.std, g.wall_seconds.mean
-            ));
+            let c = g.tests.get(task);
+            let p = |t: Option<&TestResult>| num(t.map(|t| t.p_value));
+            let fields = [
+                csv_field(&g.name),
+                csv_field(&g.model),
+                g.runs.to_string(),
+                csv_field(task),
+                g.metric[task].to_string(),
+                num(Some(s.mean)),
+                num(Some(s.std)),
+                num(g.wall_seconds.as_ref().map(|w| w.mean)),
+                s.n.to_string(),
+                num(s.ci95.map(|c| c.0)),
+                num(s.ci95.map(|c| c.1)),
+                num(g.delta_m.as_ref().map(|d| d.percent)),
+                g.delta_m
+                    .as_ref()
+                    .map_or_else(String::new, |d| csv_field(&d.reference)),
+                c.map_or_else(String::new, |c| csv_field(&c.reference)),
+                num(c.map(|c| c.mean_diff)),
+                c.map_or_else(String::new, |c| c.shared_seeds.to_string()),
+                p(c.and_then(|c| c.paired_t.as_ref())),
+                p(c.and_then(|c| c.wilcoxon.as_ref())),
+                p(c.and_then(|c| c.welch.as_ref())),
+            ];
+            text.push_str(&fields.join(","));
+            text.push('\n');
         }
     }
     let tmp = path.with_extension("csv.tmp");
@@ -172,34 +538,117 @@ fn write_csv(path: &Path, groups: &[Group]) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn summary_uses_the_sample_standard_deviation() {
-        // Worked by hand: mean 2, squared deviations 1 + 0 + 1, / (3 - 1) -> std 1.
-        let s = Summary::of(vec![1.0, 2.0, 3.0]);
-        assert_eq!((s.mean, s.std), (2.0, 1.0));
-        assert_eq!(Summary::of(vec![0.7]).std, 0.0);
+    fn write(
+        dir: &Path,
+        sub: &str,
+        name: &str,
+        model: &str,
+        seed: u64,
+        auc: f64,
+        mse: f64,
+    ) -> PathBuf {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d).unwrap();
+        let m = serde_json::json!({"name": name, "model": model, "wall_seconds": 2.0, "seed": seed,
+            "tasks": {"income": {"auc": auc, "n": 10}, "age": {"mse": mse, "n": 10}}});
+        std::fs::write(d.join("metrics.json"), m.to_string()).unwrap();
+        d
     }
 
     #[test]
     fn runs_group_by_config_name() {
         let dir = tempfile::tempdir().unwrap();
-        let write = |sub: &str, name: &str, auc: f64| {
-            let d = dir.path().join(sub);
-            std::fs::create_dir_all(&d).unwrap();
-            let m = serde_json::json!({"name": name, "model": "mmoe", "wall_seconds": 2.0,
-                "tasks": {"income": {"auc": auc, "n": 10}}});
-            std::fs::write(d.join("metrics.json"), m.to_string()).unwrap();
-            d
-        };
+        let p = dir.path();
         let runs = vec![
-            write("a", "g1", 0.9),
-            write("b", "g1", 0.8),
-            write("c", "g2", 0.5),
+            write(p, "a", "g1", "mmoe", 1, 0.9, 1.0),
+            write(p, "b", "g1", "mmoe", 2, 0.8, 1.0),
+            write(p, "c", "g2", "mmoe", 1, 0.5, 1.0),
         ];
-        let groups = groups(&runs).unwrap();
+        let groups = load_groups(&runs).unwrap();
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].runs, 2);
+        assert_eq!(groups[0].seeds, vec![1, 2]);
         assert!((groups[0].tasks["income"].mean - 0.85).abs() < 1e-12);
-        assert_eq!(groups[0].metric["income"], "auc");
+        assert_eq!(groups[0].metric["income"], Metric::Auc);
+        let twice = vec![runs[0].clone(), runs[0].join("metrics.json")];
+        let e = load_groups(&twice).unwrap_err().to_string();
+        assert!(e.contains("given twice"), "{e}");
+    }
+
+    #[test]
+    fn delta_m_against_single_task_from_means_and_per_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let runs = vec![
+            write(p, "s1", "st", SINGLE_TASK, 1, 0.80, 2.0),
+            write(p, "s2", "st", SINGLE_TASK, 2, 0.80, 2.0),
+            write(p, "m1", "mt", "mmoe", 1, 0.88, 1.8),
+            write(p, "m2", "mt", "mmoe", 2, 0.84, 1.9),
+        ];
+        let mut groups = load_groups(&runs).unwrap();
+        add_delta_m(&mut groups);
+        let mt = &groups[0];
+        assert_eq!(mt.name, "mt");
+        let d = mt.delta_m.as_ref().unwrap();
+        assert_eq!(d.reference, "st");
+        // By hand: AUC 0.86 vs 0.80 is +7.5 %; MSE 1.85 vs 2.0 is -7.5 %, a gain: mean +7.5 %.
+        assert!((d.percent - 7.5).abs() < 1e-9, "{}", d.percent);
+        // Seed 1: (+10 + 10) / 2 = 10; seed 2: (+5 + 5) / 2 = 5.
+        let per_seed = d.per_seed.as_ref().unwrap();
+        assert_eq!(per_seed.n, 2);
+        assert!(
+            (per_seed.values[0] - 10.0).abs() < 1e-9 && (per_seed.values[1] - 5.0).abs() < 1e-9
+        );
+        assert!(
+            groups[1].delta_m.is_none(),
+            "the reference has no Δm of its own"
+        );
+    }
+
+    #[test]
+    fn tests_pair_shared_seeds_against_the_best_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let mut runs = Vec::new();
+        for (seed, a, b) in [
+            (1, 0.90, 0.88),
+            (2, 0.91, 0.90),
+            (3, 0.92, 0.89),
+            (4, 0.93, 0.92),
+        ] {
+            runs.push(write(p, &format!("a{seed}"), "a", "mmoe", seed, a, 1.0 + a));
+            runs.push(write(p, &format!("b{seed}"), "b", "ple", seed, b, 1.0 + b));
+        }
+        // A third group on other seeds: compared by Welch only.
+        runs.push(write(p, "c7", "c", "adatt", 7, 0.85, 1.0));
+        runs.push(write(p, "c8", "c", "adatt", 8, 0.86, 1.0));
+        let mut groups = load_groups(&runs).unwrap();
+        add_tests(&mut groups, None).unwrap();
+        // `a` has the best AUC: it is the reference and gets no test of its own.
+        assert!(!groups[0].tests.contains_key("income"));
+        let b = &groups[1].tests["income"];
+        assert_eq!((b.reference.as_str(), b.shared_seeds), ("a", 4));
+        // Differences 0.02, 0.01, 0.03, 0.01, all one way: Wilcoxon's smallest p for 4 pairs.
+        let w = b.wilcoxon.as_ref().unwrap();
+        assert!((w.p_value - 0.125).abs() < 1e-12, "{}", w.p_value);
+        assert!((b.mean_diff + 0.0175).abs() < 1e-12);
+        assert!(b.paired_t.as_ref().unwrap().p_value < 0.05);
+        let c = &groups[2].tests["income"];
+        assert_eq!(c.shared_seeds, 0);
+        assert!(c.paired_t.is_none() && c.wilcoxon.is_none() && c.welch.is_some());
+        // Age is an MSE: lower is better, so `c` (1.0) is that task's reference.
+        assert_eq!(groups[0].tests["age"].reference, "c");
+
+        add_tests(&mut groups, Some("b")).unwrap();
+        assert_eq!(groups[0].tests["income"].reference, "b");
+        let e = add_tests(&mut groups, Some("zzz")).unwrap_err().to_string();
+        assert!(e.contains("zzz") && e.contains("a, b, c"), "{e}");
+    }
+
+    #[test]
+    fn csv_fields_with_commas_are_quoted() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"x\""), "\"say \"\"x\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
     }
 }

@@ -1,0 +1,299 @@
+//! `mtrec report DIR`: one self-contained HTML page, its markdown and its JSON for every run
+//! under a results folder: comparison tables with their uncertainty, training curves,
+//! per-run figures and, for MoE-family models, gate diagnostics on the test split.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, CellAlignment, Table};
+use mtrec_data::Dataset;
+use mtrec_engine::gates::{GateStats, gate_stats};
+use mtrec_engine::{ExperimentConfig, load_checkpoint};
+use mtrec_report::page::GateLevel;
+use mtrec_report::runs::METRICS_FILE;
+use mtrec_report::{
+    ReportPage, RunExtras, RunRecord, build_page, load_run, render_html, render_markdown,
+};
+
+use crate::cli::ReportArgs;
+use crate::progress::Progress;
+
+pub fn run(args: ReportArgs) -> Result<()> {
+    if !args.dir.is_dir() {
+        bail!("{}: no such folder", args.dir.display());
+    }
+    let found = find_runs(&args.dir);
+    let mut failures = Vec::new();
+    let mut runs: Vec<RunRecord> = Vec::new();
+    for dir in &found {
+        match load_run(dir) {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                tracing::warn!("skipping a run: {e}");
+                failures.push(e.to_string());
+            }
+        }
+    }
+    if runs.is_empty() {
+        match failures.first() {
+            Some(first) => bail!(
+                "{}: none of the {} run folder(s) could be read; the first: {first}",
+                args.dir.display(),
+                found.len()
+            ),
+            None => bail!(
+                "{}: no runs found (no folder below it has a {METRICS_FILE} written by `mtrec train`, `search` or `demo`)",
+                args.dir.display()
+            ),
+        }
+    }
+    let extras = if args.no_gates {
+        vec![RunExtras::default(); runs.len()]
+    } else {
+        gate_extras(&runs, &args.data_dir)
+    };
+    let title = args
+        .title
+        .clone()
+        .unwrap_or_else(|| format!("mtrec report: {}", args.dir.display()));
+    let mut page = build_page(&title, &args.dir, runs.into_iter().zip(extras).collect());
+    page.notes = failures
+        .iter()
+        .map(|e| format!("skipped a run: {e}"))
+        .collect();
+    let html_path = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.dir.join("report.html"));
+    page.link_root = link_root(&args.dir, &html_path)?;
+    let md_path = html_path.with_extension("md");
+    let json_path = html_path.with_extension("json");
+    let json = serde_json::to_string_pretty(&page)?;
+    write_atomic(&html_path, &render_html(&page))?;
+    write_atomic(&md_path, &render_markdown(&page))?;
+    write_atomic(&json_path, &json)?;
+    if args.output.json {
+        println!("{json}");
+    } else {
+        print_tables(&page);
+        println!(
+            "wrote {}, {} and {}",
+            html_path.display(),
+            md_path.display(),
+            json_path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Every folder at or below `root` holding a metrics file, sorted; hidden folders (a
+/// checkpoint being written, `.git`) and symbolic links are not entered.
+fn find_runs(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        if dir.join(METRICS_FILE).is_file() {
+            out.push(dir.clone());
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if !hidden && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Gate diagnostics of every run whose model has softmax gates over experts: the checkpoint
+/// is loaded, its data rebuilt from its config (once per distinct data section) and the gates
+/// averaged over the test split. A run whose data cannot be rebuilt gets a note instead.
+fn gate_extras(runs: &[RunRecord], data_dir: &Path) -> Vec<RunExtras> {
+    let configs: Vec<Option<ExperimentConfig>> = runs
+        .iter()
+        .map(|r| {
+            let path = r.dir.join(mtrec_engine::checkpoint::CONFIG_FILE);
+            let text = std::fs::read_to_string(&path).ok()?;
+            ExperimentConfig::from_toml_str(&text, &path).ok()
+        })
+        .collect();
+    let gated = configs
+        .iter()
+        .flatten()
+        .filter(|c| mtrec_arch::has_expert_gates(&c.model))
+        .count();
+    let spinner = Progress::spinner("gate diagnostics");
+    let device = mtrec_engine::default_device();
+    let mut datasets: HashMap<String, Result<Dataset, String>> = HashMap::new();
+    let mut done = 0;
+    let out = runs
+        .iter()
+        .zip(&configs)
+        .map(|(run, cfg)| {
+            let Some(cfg) = cfg
+                .as_ref()
+                .filter(|c| mtrec_arch::has_expert_gates(&c.model))
+            else {
+                return RunExtras::default();
+            };
+            done += 1;
+            spinner.set_message(format!("gate diagnostics: run {done} of {gated}"));
+            let gates = run_gates(&run.dir, cfg, data_dir, &device, &mut datasets);
+            if let Err(note) = &gates {
+                tracing::warn!("{}: no gate diagnostics: {note}", run.dir.display());
+            }
+            RunExtras { gates: Some(gates) }
+        })
+        .collect();
+    spinner.finish_and_clear();
+    out
+}
+
+fn run_gates(
+    dir: &Path,
+    cfg: &ExperimentConfig,
+    data_dir: &Path,
+    device: &burn::prelude::Device,
+    datasets: &mut HashMap<String, Result<Dataset, String>>,
+) -> Result<Vec<GateLevel>, String> {
+    let key = serde_json::to_string(&cfg.data).map_err(|e| e.to_string())?;
+    let data = datasets.entry(key).or_insert_with(|| {
+        mtrec_data::load(&cfg.data, data_dir).map_err(|e| {
+            format!(
+                "cannot rebuild its data ({e}); relative paths are resolved against --data-dir ({}), which should be the folder `mtrec train` ran in",
+                data_dir.display()
+            )
+        })
+    });
+    let data = data.as_ref().map_err(Clone::clone)?;
+    let ck = load_checkpoint(dir, device).map_err(|e| e.to_string())?;
+    if !same_inputs(&ck.preprocessor, &data.preprocessor) {
+        return Err(
+            "the data rebuilt from its config differs from what it trained on (vocabularies or statistics changed)".into(),
+        );
+    }
+    let names = &data.meta().task_names;
+    let stats = gate_stats(
+        &ck.model,
+        &data.test,
+        names,
+        ck.config.train.eval_batch_size,
+        device,
+    )
+    .ok_or("the model has no gates over experts, or the test split is empty")?;
+    let levels = stats.len();
+    Ok(stats.into_iter().map(|s| gate_level(s, levels)).collect())
+}
+
+/// Whether two preprocessors encode inputs alike: the gates read inputs only, so what else a
+/// checkpoint stores (label scales, added in later versions) does not matter here.
+fn same_inputs(a: &mtrec_data::Preprocessor, b: &mtrec_data::Preprocessor) -> bool {
+    a.meta() == b.meta()
+        && a.vocabs == b.vocabs
+        && a.dense_stats == b.dense_stats
+        && a.buckets == b.buckets
+}
+
+fn gate_level(s: GateStats, levels: usize) -> GateLevel {
+    GateLevel {
+        level: s.level,
+        levels,
+        mean: s
+            .mean
+            .iter()
+            .zip(&s.reachable)
+            .map(|(m, r)| m.iter().zip(r).map(|(v, ok)| ok.then_some(*v)).collect())
+            .collect(),
+        effective: s.usage.iter().map(|u| u.effective).collect(),
+        reachable: s.usage.iter().map(|u| u.reachable).collect(),
+        share: s.usage.iter().map(|u| u.share).collect(),
+        gates: s.gates,
+        experts: s.experts,
+        rows: s.rows,
+    }
+}
+
+fn print_tables(page: &ReportPage) {
+    for c in &page.comparisons {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        let mut header = vec![Cell::new("config"), Cell::new("model"), Cell::new("n")];
+        for (task, metric) in &c.tasks {
+            header.push(Cell::new(format!("{task} {metric} (mean ± std [95 % CI])")));
+        }
+        header.push(Cell::new("Δm %"));
+        table.set_header(header);
+        for r in &c.rows {
+            let mut row = vec![
+                Cell::new(&r.name),
+                Cell::new(&r.model),
+                Cell::new(r.runs).set_alignment(CellAlignment::Right),
+            ];
+            for s in &r.tasks {
+                let text = s.as_ref().map_or("-".into(), |s| s.show_without_n(4));
+                row.push(Cell::new(text).set_alignment(CellAlignment::Right));
+            }
+            let dm = r.delta_m.map_or("-".into(), |d| format!("{d:+.3}"));
+            row.push(Cell::new(dm).set_alignment(CellAlignment::Right));
+            table.add_row(row);
+        }
+        println!("data: {}", c.data);
+        println!("{table}");
+    }
+}
+
+/// `None` when the report goes into `dir` itself (its markdown then links to run figures
+/// relatively), else `dir`'s absolute path for the links.
+fn link_root(dir: &Path, html: &Path) -> Result<Option<String>> {
+    let parent = match html.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("{}", dir.display()))?;
+    let parent = parent
+        .canonicalize()
+        .with_context(|| format!("{}", parent.display()))?;
+    Ok((dir != parent).then(|| dir.display().to_string()))
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_found_below_the_folder_but_not_in_hidden_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["a", "b/c", ".a.tmp-1", "b"] {
+            let d = dir.path().join(sub);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(METRICS_FILE), "{}").unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+        let found = find_runs(dir.path());
+        let rel: Vec<_> = found
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(rel, vec!["a", "b", "b/c"]);
+    }
+}

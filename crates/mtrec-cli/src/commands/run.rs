@@ -1,0 +1,883 @@
+//! `mtrec run GRID.toml`: every run of a grid (configs x variants x seeds, see [`crate::grid`])
+//! by a pool of worker processes, each run one `mtrec train`/`mtrec search` command line of
+//! this executable; each finished run becomes one JSON line of `<out>/results.jsonl`.
+//!
+//! Restarting the same command skips runs recorded `ok` and retries failed ones. A run folder
+//! that holds a finished run (its `metrics.json`) without a line, because it ran elsewhere
+//! from `--print-commands` or this process died before writing the line, is recorded
+//! instead of run again, once its saved `config.toml` is checked against the grid.
+//!
+//! Only the coordinating thread writes `results.jsonl`, one whole line per `write` and a sync
+//! after each, so lines never interleave and a crash can cut off at most the line being
+//! written; reading skips such a line and the next append starts on a fresh one.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, CellAlignment, Table};
+use indicatif::{HumanDuration, ProgressBar, ProgressState, ProgressStyle};
+use mtrec_arch::ArchConfig;
+use mtrec_engine::ExperimentConfig;
+use mtrec_engine::checkpoint::{CONFIG_FILE, METRICS_FILE};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::RunArgs;
+use crate::grid::{Grid, Program, RunSpec, shell_line};
+
+pub const RESULTS_FILE: &str = "results.jsonl";
+
+/// Lines of a failed run's stderr kept in its record (the whole stderr is in its log file).
+const ERROR_TAIL_LINES: usize = 20;
+const ERROR_TAIL_BYTES: usize = 4000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Failed,
+}
+
+/// Whether this runner started the run or found it finished in its folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Source {
+    Ran,
+    Found,
+}
+
+/// One line of `results.jsonl`.
+#[derive(Debug, Serialize)]
+struct Record<'a> {
+    id: &'a str,
+    config: String,
+    command: &'static str,
+    variant: Option<&'a str>,
+    overrides: &'a [String],
+    seed: u64,
+    out: String,
+    /// The exact argument vector, executable first, and the same as one shell line.
+    argv: Vec<String>,
+    command_line: String,
+    status: Status,
+    source: Source,
+    exit_code: Option<i32>,
+    /// For failures: the tail of the run's stderr, or why the runner refused the run.
+    error: Option<String>,
+    /// The run's whole stderr (runs started by this runner).
+    log: Option<String>,
+    wall_seconds: Option<f64>,
+    finished_unix: u64,
+    /// The run's `metrics.json` (successes).
+    metrics: Option<serde_json::Value>,
+}
+
+/// What a restart reads back from a line: whether the run is finished, and with which
+/// settings.
+#[derive(Debug, Deserialize)]
+struct Recorded {
+    id: String,
+    config: String,
+    command: String,
+    overrides: Vec<String>,
+    seed: u64,
+    status: Status,
+    #[serde(default)]
+    exit_code: Option<i32>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl Recorded {
+    fn same_settings(&self, spec: &RunSpec) -> bool {
+        self.settings_difference(spec).is_none()
+    }
+
+    /// What changed between the recorded command line and the grid's, briefly.
+    fn settings_difference(&self, spec: &RunSpec) -> Option<String> {
+        let mut parts = Vec::new();
+        let config = spec.config.display().to_string();
+        if self.config != config || self.command != spec.program.as_str() {
+            parts.push(format!(
+                "recorded `{} --config {}`, the grid now gives `{} --config {config}`",
+                self.command,
+                self.config,
+                spec.program.as_str()
+            ));
+        }
+        if self.seed != spec.seed {
+            parts.push(format!(
+                "recorded seed {}, the grid now gives {}",
+                self.seed, spec.seed
+            ));
+        }
+        if self.overrides != spec.overrides {
+            let missing = |a: &[String], b: &[String]| -> Vec<String> {
+                a.iter()
+                    .filter(|o| !b.contains(o))
+                    .map(|o| format!("--set {o}"))
+                    .collect()
+            };
+            let dropped = missing(&self.overrides, &spec.overrides);
+            let added = missing(&spec.overrides, &self.overrides);
+            let mut said = Vec::new();
+            if !dropped.is_empty() {
+                said.push(format!("drops `{}`", dropped.join(" ")));
+            }
+            if !added.is_empty() {
+                said.push(format!("adds `{}`", added.join(" ")));
+            }
+            if said.is_empty() {
+                said.push("orders its overrides differently".into());
+            }
+            parts.push(format!("the grid now {}", said.join(" and ")));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// Where a run stands before this invocation starts anything.
+#[derive(Debug)]
+enum State {
+    /// Recorded `ok`.
+    Done,
+    /// Last recorded failed, and `--skip-failed` keeps it so.
+    KeptFailed,
+    /// Its folder holds a finished run of exactly these settings, not yet recorded.
+    Found(serde_json::Value),
+    /// Its folder holds a finished run of other settings: refused, never overwritten.
+    Clash(String),
+    Pending,
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let grid = Grid::load(&args.grid)?;
+    let threads = args.threads_per_run.get();
+    let exe = std::env::current_exe()
+        .context("cannot find the mtrec executable to start the runs with")?
+        .display()
+        .to_string();
+    let results_path = grid.out.join(RESULTS_FILE);
+    // Locked before reading, so a runner that just finished cannot leave this one a stale
+    // picture; printing commands only reads.
+    let log = if args.print_commands {
+        None
+    } else {
+        fs::create_dir_all(&grid.out)
+            .with_context(|| format!("{}: cannot create the output folder", grid.out.display()))?;
+        Some(ResultsLog::open(&results_path)?)
+    };
+    let recorded = read_results(&results_path)?;
+    check_finished_settings(&grid, &recorded, &results_path)?;
+    let states: Vec<State> = grid
+        .runs
+        .iter()
+        .map(|spec| state_of(spec, recorded.get(&spec.id), args.skip_failed))
+        .collect();
+
+    let Some(mut log) = log else {
+        return print_commands(&grid, &states, &exe, threads);
+    };
+    let interactive = std::io::stderr().is_terminal();
+    let total = grid.runs.len();
+    let count = |f: fn(&State) -> bool| states.iter().filter(|s| f(s)).count();
+    let done_before = count(|s| matches!(s, State::Done));
+    let kept_failed = count(|s| matches!(s, State::KeptFailed));
+    let pending: VecDeque<usize> = (0..total)
+        .filter(|&i| matches!(states[i], State::Pending))
+        .collect();
+    let jobs = args
+        .jobs
+        .map(NonZeroUsize::get)
+        .unwrap_or_else(|| default_jobs(threads))
+        .min(pending.len().max(1));
+
+    let mut tally = Tally::default();
+    let mut failures: Vec<FailureRow> = Vec::new();
+    for (index, (spec, state)) in grid.runs.iter().zip(&states).enumerate() {
+        match state {
+            State::KeptFailed => {
+                let r = &recorded[&spec.id];
+                failures.push(FailureRow {
+                    index,
+                    id: spec.id.clone(),
+                    exit_code: r.exit_code,
+                    error: r.error.clone().unwrap_or_default(),
+                    note: "earlier, kept (--skip-failed)",
+                });
+            }
+            State::Found(metrics) => {
+                let record = record_of(spec, &exe, threads, Outcome::found(metrics.clone()));
+                log.append(&record)?;
+                tally.found += 1;
+            }
+            State::Clash(why) => {
+                let outcome = Outcome::refused(why.clone());
+                log.append(&record_of(spec, &exe, threads, outcome))?;
+                failures.push(FailureRow {
+                    index,
+                    id: spec.id.clone(),
+                    exit_code: None,
+                    error: why.clone(),
+                    note: "refused",
+                });
+            }
+            State::Done | State::Pending => {}
+        }
+    }
+
+    let (bar, time_left) = overall_bar(interactive, &grid.name, total, total - pending.len());
+    bar.set_message(format!("{} failed", failures.len()));
+    let header = format!(
+        "grid {}: {total} runs; {done_before} finished before, {} found on disk, {} to run, {jobs} at a time with {threads} thread(s) each",
+        grid.name,
+        tally.found,
+        pending.len()
+    );
+    if interactive {
+        bar.println(header);
+    } else {
+        tracing::info!("{header}");
+    }
+
+    let to_run = pending.len();
+    let queue = Mutex::new(pending);
+    let stop = AtomicBool::new(false);
+    let mut log_error: Option<anyhow::Error> = None;
+    let mut finished_walls: Vec<f64> = Vec::new();
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
+        for _ in 0..jobs.min(to_run) {
+            let tx = tx.clone();
+            let (queue, stop, grid, exe) = (&queue, &stop, &grid, &exe);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                    let Some(i) = next else { break };
+                    let spec = &grid.runs[i];
+                    let outcome = execute(exe, spec, threads, &grid.out);
+                    if tx.send((i, outcome)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for (i, outcome) in rx {
+            let spec = &grid.runs[i];
+            if let Some(w) = outcome.wall_seconds {
+                finished_walls.push(w);
+            }
+            let line = match outcome.status {
+                Status::Ok => format!(
+                    "ok      {} ({:.1} s)",
+                    spec.id,
+                    outcome.wall_seconds.unwrap_or(0.0)
+                ),
+                Status::Failed => format!(
+                    "FAILED  {}: {}",
+                    spec.id,
+                    last_line(outcome.error.as_deref().unwrap_or(""))
+                ),
+            };
+            match (interactive, outcome.status) {
+                (true, _) => bar.println(line),
+                (false, Status::Ok) => tracing::info!("{line}"),
+                (false, Status::Failed) => tracing::warn!("{line}"),
+            }
+            if outcome.status == Status::Failed {
+                failures.push(FailureRow {
+                    index: i,
+                    id: spec.id.clone(),
+                    exit_code: outcome.exit_code,
+                    error: outcome.error.clone().unwrap_or_default(),
+                    note: "",
+                });
+                tally.failed_now += 1;
+            } else {
+                tally.ran += 1;
+            }
+            if log_error.is_none()
+                && let Err(e) = log.append(&record_of(spec, &exe, threads, outcome))
+            {
+                // Nothing more can be recorded: let the runs under way end, start none.
+                stop.store(true, Ordering::Relaxed);
+                log_error = Some(e);
+            }
+            let settled = tally.ran + tally.failed_now;
+            bar.inc(1);
+            bar.set_message(format!("{} failed", failures.len()));
+            set_time_left(&time_left, &finished_walls, to_run - settled, jobs);
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(e) = log_error {
+        return Err(e.context("stopped: the results file cannot be written"));
+    }
+
+    let ok = done_before + tally.found + tally.ran;
+    if !failures.is_empty() {
+        failures.sort_by_key(|f| f.index);
+        println!("{}", failure_table(&failures));
+    }
+    println!(
+        "grid {}: {ok} of {total} runs ok ({} ran now, {} found on disk, {done_before} finished before), {} failed; results in {}",
+        grid.name,
+        tally.ran,
+        tally.found,
+        failures.len(),
+        results_path.display()
+    );
+    if ok > 0 {
+        println!("compare them: mtrec compare {}/*/", grid.out.display());
+    }
+    if !failures.is_empty() {
+        let retry = if kept_failed > 0 {
+            "without --skip-failed, running this command again retries them"
+        } else {
+            "running this command again retries them"
+        };
+        bail!(
+            "{} of {total} runs failed (listed above; {retry})",
+            failures.len()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    ran: usize,
+    found: usize,
+    failed_now: usize,
+}
+
+/// As many runs at a time as there are cores for their threads.
+fn default_jobs(threads: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    (cores / threads).max(1)
+}
+
+fn print_commands(grid: &Grid, states: &[State], exe: &str, threads: usize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut found = 0;
+    for (spec, state) in grid.runs.iter().zip(states) {
+        match state {
+            State::Pending => writeln!(out, "{}", shell_line(exe, &spec.args(threads)))?,
+            State::Found(_) => found += 1,
+            State::Clash(why) => tracing::warn!("{}: not listed: {why}", spec.id),
+            State::Done | State::KeptFailed => {}
+        }
+    }
+    if found > 0 {
+        tracing::info!(
+            "{found} run(s) finished on disk and not listed; `mtrec run` records them without running them"
+        );
+    }
+    Ok(())
+}
+
+/// How a run ended.
+#[derive(Debug)]
+struct Outcome {
+    status: Status,
+    source: Source,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    log: Option<String>,
+    wall_seconds: Option<f64>,
+    metrics: Option<serde_json::Value>,
+}
+
+impl Outcome {
+    fn found(metrics: serde_json::Value) -> Self {
+        Self {
+            status: Status::Ok,
+            source: Source::Found,
+            exit_code: None,
+            error: None,
+            log: None,
+            wall_seconds: metrics["wall_seconds"].as_f64(),
+            metrics: Some(metrics),
+        }
+    }
+
+    fn refused(why: String) -> Self {
+        Self {
+            status: Status::Failed,
+            source: Source::Found,
+            exit_code: None,
+            error: Some(why),
+            log: None,
+            wall_seconds: None,
+            metrics: None,
+        }
+    }
+}
+
+fn record_of<'a>(spec: &'a RunSpec, exe: &str, threads: usize, o: Outcome) -> Record<'a> {
+    let args = spec.args(threads);
+    Record {
+        id: &spec.id,
+        config: spec.config.display().to_string(),
+        command: spec.program.as_str(),
+        variant: spec.variant.as_deref(),
+        overrides: &spec.overrides,
+        seed: spec.seed,
+        out: spec.out.display().to_string(),
+        command_line: shell_line(exe, &args),
+        argv: std::iter::once(exe.to_string()).chain(args).collect(),
+        status: o.status,
+        source: o.source,
+        exit_code: o.exit_code,
+        error: o.error,
+        log: o.log,
+        wall_seconds: o.wall_seconds,
+        finished_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        metrics: o.metrics,
+    }
+}
+
+/// Runs one command line of this executable and waits for it. The child's stderr goes to
+/// `<out>/<id>.log`, beside (not inside) the run folder, which the checkpoint save replaces.
+fn execute(exe: &str, spec: &RunSpec, threads: usize, out: &Path) -> Outcome {
+    let started = Instant::now();
+    let result = Command::new(exe)
+        .args(spec.args(threads))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output();
+    let wall = started.elapsed().as_secs_f64();
+    let failed = |exit_code, error: String, log| Outcome {
+        status: Status::Failed,
+        source: Source::Ran,
+        exit_code,
+        error: Some(error),
+        log,
+        wall_seconds: Some(wall),
+        metrics: None,
+    };
+    let output = match result {
+        Ok(o) => o,
+        Err(e) => return failed(None, format!("cannot start {exe}: {e}"), None),
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let log_path = out.join(format!("{}.log", spec.id));
+    let log = match write_atomically(&log_path, stderr.as_bytes()) {
+        Ok(()) => Some(log_path.display().to_string()),
+        Err(e) => {
+            tracing::warn!("{e:#}");
+            None
+        }
+    };
+    let code = output.status.code();
+    if !output.status.success() {
+        let mut error = tail(&stderr);
+        if error.is_empty() {
+            error = match code {
+                Some(c) => format!("exit code {c}, nothing on stderr"),
+                None => describe_signal(&output.status),
+            };
+        }
+        return failed(code, error, log);
+    }
+    match read_metrics(&spec.out) {
+        Ok(metrics) => Outcome {
+            status: Status::Ok,
+            source: Source::Ran,
+            exit_code: code,
+            error: None,
+            log,
+            wall_seconds: Some(wall),
+            metrics: Some(metrics),
+        },
+        Err(e) => failed(code, format!("the run exited cleanly but {e}"), log),
+    }
+}
+
+#[cfg(unix)]
+fn describe_signal(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(s) => format!("killed by signal {s}"),
+        None => format!("ended abnormally ({status})"),
+    }
+}
+
+#[cfg(not(unix))]
+fn describe_signal(status: &std::process::ExitStatus) -> String {
+    format!("ended abnormally ({status})")
+}
+
+/// The last lines of a child's stderr, where its `error: ...` line is.
+fn tail(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut text = lines[lines.len().saturating_sub(ERROR_TAIL_LINES)..].join("\n");
+    if text.len() > ERROR_TAIL_BYTES {
+        let mut cut = text.len() - ERROR_TAIL_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut += 1;
+        }
+        text = format!("...{}", &text[cut..]);
+    }
+    text
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}
+
+fn read_metrics(dir: &Path) -> Result<serde_json::Value, String> {
+    let path = dir.join(METRICS_FILE);
+    let text =
+        fs::read_to_string(&path).map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
+}
+
+fn state_of(spec: &RunSpec, last: Option<&Recorded>, skip_failed: bool) -> State {
+    match last {
+        Some(r) if r.status == Status::Ok => return State::Done,
+        Some(r) if skip_failed && r.same_settings(spec) => return State::KeptFailed,
+        _ => {}
+    }
+    if !spec.out.join(METRICS_FILE).is_file() {
+        return State::Pending;
+    }
+    let clash = |why: String| {
+        State::Clash(format!(
+            "{} holds a finished run of other settings ({why}); delete that folder to run it again, or give the grid another `out`",
+            spec.out.display()
+        ))
+    };
+    match saved_config_difference(spec) {
+        Ok(None) => match read_metrics(&spec.out) {
+            Ok(metrics) => State::Found(metrics),
+            Err(e) => clash(e),
+        },
+        Ok(Some(diff)) => clash(diff),
+        Err(e) => clash(e),
+    }
+}
+
+/// `Ok(None)` when the run folder's saved config is the one the grid asks for; otherwise the
+/// first difference. A search saves the architecture it found in place of its search space,
+/// so for a search every section but `[model]` is compared.
+fn saved_config_difference(spec: &RunSpec) -> Result<Option<String>, String> {
+    let path = spec.out.join(CONFIG_FILE);
+    let text =
+        fs::read_to_string(&path).map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
+    let saved = ExperimentConfig::from_toml_str(&text, &path).map_err(|e| e.to_string())?;
+    let mut expected = spec.expected.clone();
+    if spec.program == Program::Search && matches!(saved.model, ArchConfig::Searched(_)) {
+        expected.model = saved.model.clone();
+    }
+    if saved == expected {
+        return Ok(None);
+    }
+    let as_toml = |c: &ExperimentConfig| toml::Value::try_from(c).map_err(|e| e.to_string());
+    let diff = first_difference(&as_toml(&saved)?, &as_toml(&expected)?, &mut Vec::new());
+    Ok(Some(
+        diff.unwrap_or_else(|| "its config.toml differs".into()),
+    ))
+}
+
+/// The first key whose value differs, as "`train.learning_rate`: saved 0.001, grid 0.003".
+fn first_difference(
+    saved: &toml::Value,
+    grid: &toml::Value,
+    at: &mut Vec<String>,
+) -> Option<String> {
+    if let (toml::Value::Table(a), toml::Value::Table(b)) = (saved, grid) {
+        let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        for key in keys {
+            at.push(key.clone());
+            let found = match (a.get(key), b.get(key)) {
+                (Some(x), Some(y)) => first_difference(x, y, at),
+                (x, y) => Some(describe(at, x, y)),
+            };
+            at.pop();
+            if found.is_some() {
+                return found;
+            }
+        }
+        return None;
+    }
+    (saved != grid).then(|| describe(at, Some(saved), Some(grid)))
+}
+
+fn describe(at: &[String], saved: Option<&toml::Value>, grid: Option<&toml::Value>) -> String {
+    let show = |v: Option<&toml::Value>| v.map_or("nothing".to_string(), |v| v.to_string());
+    format!(
+        "`{}`: saved {}, grid {}",
+        at.join("."),
+        show(saved),
+        show(grid)
+    )
+}
+
+/// Refuses to mix settings in one results file: a run recorded `ok` must have been made with
+/// the settings the grid gives it now (its command line, and the config in its folder where
+/// that still exists), else the grid needs a new `out`.
+fn check_finished_settings(
+    grid: &Grid,
+    recorded: &HashMap<String, Recorded>,
+    results: &Path,
+) -> Result<()> {
+    let mut changed = Vec::new();
+    for spec in &grid.runs {
+        let Some(r) = recorded.get(&spec.id).filter(|r| r.status == Status::Ok) else {
+            continue;
+        };
+        if let Some(diff) = r.settings_difference(spec) {
+            changed.push(format!("{}: {diff}", spec.id));
+        } else if spec.out.join(CONFIG_FILE).is_file() {
+            match saved_config_difference(spec) {
+                Ok(None) => {}
+                Ok(Some(diff)) => changed.push(format!("{}: {diff}", spec.id)),
+                Err(e) => changed.push(format!("{}: {e}", spec.id)),
+            }
+        }
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = changed.iter().take(5).map(|c| format!("\n  {c}")).collect();
+    bail!(
+        "{}: {} finished run(s) were made with other settings than the grid (or its configs) now give:{}{}\nresults of different settings must not mix: give the changed grid another `out`, or a variant a new label",
+        results.display(),
+        changed.len(),
+        shown.concat(),
+        if changed.len() > 5 { "\n  ..." } else { "" }
+    )
+}
+
+/// The last record of each run id; lines that do not parse (a write cut short) are skipped.
+fn read_results(path: &Path) -> Result<HashMap<String, Recorded>> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut last = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Recorded>(line) {
+            Ok(r) => {
+                last.insert(r.id.clone(), r);
+            }
+            Err(e) => tracing::warn!(
+                "{}:{}: not a run record ({e}); ignored",
+                path.display(),
+                n + 1
+            ),
+        }
+    }
+    Ok(last)
+}
+
+/// `results.jsonl`, opened for appending by one runner at a time.
+struct ResultsLog {
+    file: File,
+}
+
+impl ResultsLog {
+    fn open(path: &Path) -> Result<Self> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot open for appending", path.display()))?;
+        lock_exclusively(&file, path)?;
+        // A line cut short by a crash stays a line of its own.
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(len - 1))
+                .and_then(|_| file.read_exact(&mut last))
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")
+                    .with_context(|| format!("{}: cannot write", path.display()))?;
+            }
+        }
+        Ok(Self { file })
+    }
+
+    fn append(&mut self, record: &Record<'_>) -> Result<()> {
+        let mut line = serde_json::to_string(record)?;
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data())
+            .context("appending to the results file")
+    }
+}
+
+/// Two runners on one `out` would start the same runs twice; the lock goes with the process,
+/// so a crash leaves none behind.
+#[cfg(unix)]
+fn lock_exclusively(file: &File, path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor this `File` owns for as long as the call lasts.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            bail!(
+                "{}: another `mtrec run` is working on this grid; wait for it, or give this one another `out`",
+                path.display()
+            );
+        }
+        // Some network file systems have no locks: run unlocked rather than not at all.
+        tracing::debug!("{}: no lock ({e})", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn lock_exclusively(_: &File, _: &Path) -> Result<()> {
+    Ok(())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    fs::write(&tmp, bytes)
+        .and_then(|()| fs::rename(&tmp, path))
+        .with_context(|| format!("{}: cannot write", path.display()))
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
+}
+
+/// The estimate shown as `left`, and when it was made (it counts down between runs).
+type TimeLeft = Arc<Mutex<Option<(Instant, Duration)>>>;
+
+/// One bar over the whole grid; hidden when stderr is not a terminal.
+fn overall_bar(
+    interactive: bool,
+    name: &str,
+    total: usize,
+    settled: usize,
+) -> (ProgressBar, TimeLeft) {
+    let left: TimeLeft = Arc::new(Mutex::new(None));
+    if !interactive {
+        return (ProgressBar::hidden(), left);
+    }
+    let shown = Arc::clone(&left);
+    let style = ProgressStyle::with_template(
+        "{prefix:>12} [{bar:30}] {pos}/{len} runs, {msg}, {elapsed} elapsed, {left} left",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .with_key(
+        "left",
+        move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let text = match *shown.lock().unwrap_or_else(|p| p.into_inner()) {
+                Some((at, estimate)) => {
+                    format!("~{}", HumanDuration(estimate.saturating_sub(at.elapsed())))
+                }
+                None => "?".to_string(),
+            };
+            let _ = w.write_str(&text);
+        },
+    )
+    .progress_chars("=> ");
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(style);
+    bar.set_prefix(name.to_string());
+    bar.set_position(settled as u64);
+    bar.enable_steady_tick(Duration::from_secs(1));
+    (bar, left)
+}
+
+/// Time left: the mean wall time of the runs finished so far, times the rounds of `jobs`
+/// parallel runs still needed.
+fn set_time_left(left: &TimeLeft, walls: &[f64], remaining: usize, jobs: usize) {
+    if walls.is_empty() {
+        return;
+    }
+    let mean = walls.iter().sum::<f64>() / walls.len() as f64;
+    let rounds = remaining.div_ceil(jobs.max(1));
+    let estimate = Duration::from_secs_f64(mean * rounds as f64);
+    *left.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), estimate));
+}
+
+struct FailureRow {
+    /// Position in the grid: the table lists failures in grid order.
+    index: usize,
+    id: String,
+    exit_code: Option<i32>,
+    error: String,
+    note: &'static str,
+}
+
+fn failure_table(rows: &[FailureRow]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(vec!["failed run", "exit", "error", "note"]);
+    for r in rows {
+        table.add_row(vec![
+            Cell::new(&r.id),
+            Cell::new(r.exit_code.map_or("-".to_string(), |c| c.to_string()))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(last_line(&r.error)),
+            Cell::new(r.note),
+        ]);
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_difference_names_the_dotted_key() {
+        let saved: toml::Value =
+            toml::from_str("name = \"a\"\n[train]\nepochs = 1\nseed = 2\n[model]\nkind = \"mmoe\"")
+                .unwrap();
+        let grid: toml::Value =
+            toml::from_str("name = \"a\"\n[train]\nepochs = 1\nseed = 3\n[model]\nkind = \"mmoe\"")
+                .unwrap();
+        assert_eq!(
+            first_difference(&saved, &grid, &mut Vec::new()).as_deref(),
+            Some("`train.seed`: saved 2, grid 3")
+        );
+        assert_eq!(first_difference(&saved, &saved, &mut Vec::new()), None);
+        let fewer: toml::Value = toml::from_str("name = \"a\"").unwrap();
+        let d = first_difference(&fewer, &grid, &mut Vec::new()).unwrap();
+        assert!(d.starts_with("`model`: saved nothing, grid "), "{d}");
+    }
+
+    #[test]
+    fn the_error_tail_keeps_the_last_lines() {
+        let many: String = (1..=30).map(|i| format!("line {i}\n\n")).collect();
+        let t = tail(&many);
+        assert_eq!(t.lines().count(), ERROR_TAIL_LINES);
+        assert!(t.starts_with("line 11\n") && t.ends_with("line 30"), "{t}");
+        assert_eq!(last_line("a\nerror: b\n\n"), "error: b");
+        let long = "é".repeat(ERROR_TAIL_BYTES);
+        let t = tail(&long);
+        assert!(t.starts_with("...") && t.len() <= ERROR_TAIL_BYTES + 4);
+    }
+}

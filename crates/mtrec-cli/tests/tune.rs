@@ -1,0 +1,282 @@
+//! `mtrec tune` end to end on tiny synthetic trainings (one epoch of a few hundred rows):
+//! trials, the log, resuming, a failing trial, best.toml, and bad space files.
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_clean_failure, mtrec, stderr, stdout};
+
+/// Every trial trains one epoch on 256 rows with one thread.
+const TINY: [&str; 10] = [
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "data.n_train=256",
+    "--set",
+    "data.n_valid=128",
+    "--set",
+    "data.n_test=64",
+    "--set",
+    "train.batch_size=64",
+];
+
+const SPACE: &str = r#"
+trials = 3
+initial = 2
+seed = 1
+
+[objective]
+metric = "valid.task1.mse"
+
+[[param]]
+key = "train.learning_rate"
+min = 1e-3
+max = 1e-1
+log = true
+
+[[param]]
+key = "model.n_experts"
+type = "int"
+min = 2
+max = 4
+
+[[param]]
+key = "model.expert"
+type = "int"
+min = 4
+max = 8
+layers = 1
+"#;
+
+fn tune(space: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "--threads",
+        "1",
+        "tune",
+        "--config",
+        "configs/synthetic-mmoe.toml",
+        "--space",
+        space.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(TINY);
+    args.extend(extra);
+    mtrec(&args)
+}
+
+fn log_lines(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("trials.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn tunes_writes_best_config_and_resumes_to_a_larger_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("space.toml");
+    std::fs::write(&space, SPACE).unwrap();
+    let out = dir.path().join("tune");
+
+    let o = tune(&space, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = log_lines(&out);
+    assert_eq!(lines.len(), 3);
+    for (k, line) in lines.iter().enumerate() {
+        assert_eq!(line["trial"], k + 1);
+        assert_eq!(line["status"], "ok", "{line}");
+        assert_eq!(line["metric"], "valid.task1.mse");
+        assert!(line["objective"].as_f64().unwrap() > 0.0);
+        assert!(line["wall_seconds"].as_f64().unwrap() > 0.0);
+        assert!(out.join(format!("trials/{}/metrics.json", k + 1)).exists());
+        assert!(line["command"].as_str().unwrap().contains("train --config"));
+    }
+    let sources: Vec<&str> = lines
+        .iter()
+        .map(|l| l["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["design", "design", "gp"]);
+
+    // The table ranks trials by the objective (an MSE: smallest first).
+    let table = stdout(&o);
+    assert!(
+        table.contains("valid.task1.mse") && table.contains("model.n_experts"),
+        "{table}"
+    );
+    let best = lines
+        .iter()
+        .min_by(|a, b| {
+            a["objective"]
+                .as_f64()
+                .partial_cmp(&b["objective"].as_f64())
+                .unwrap()
+        })
+        .unwrap();
+    assert!(
+        table.contains(&format!("best: trial {}", best["trial"])),
+        "{table}"
+    );
+
+    // best.toml is a full config with the best trial's values, under its own name.
+    let cfg = mtrec_engine::ExperimentConfig::from_toml_file(&out.join("best.toml")).unwrap();
+    assert_eq!(cfg.name, "synthetic-mmoe-tuned");
+    assert_eq!(cfg.train.epochs, 1, "the fixed --set values are kept");
+    assert_eq!(
+        cfg.train.learning_rate,
+        best["params"]["train.learning_rate"].as_f64().unwrap()
+    );
+    let model = toml::Value::try_from(&cfg.model).unwrap();
+    assert_eq!(
+        model["n_experts"].as_integer(),
+        best["params"]["model.n_experts"].as_i64()
+    );
+    assert_eq!(
+        model["expert"][0].as_integer(),
+        best["params"]["model.expert"][0].as_i64()
+    );
+    let svg = std::fs::read_to_string(out.join("objective.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("best so far"));
+
+    // A larger budget continues from the log: the first three lines stay as they were.
+    let o = tune(&space, &out, &["--trials", "4", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = log_lines(&out);
+    assert_eq!(again.len(), 4);
+    assert_eq!(&again[..3], &lines[..]);
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(summary["trials"].as_array().unwrap().len(), 4);
+    assert_eq!(summary["metric"], "valid.task1.mse");
+
+    // A finished budget runs nothing more.
+    let o = tune(&space, &out, &["--trials", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(log_lines(&out).len(), 4);
+}
+
+#[test]
+fn a_failing_trial_is_logged_and_the_tuning_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("space.toml");
+    // An empty validation split fails at training time, after the config is accepted; the
+    // design gives each of the two values one of the two first trials.
+    std::fs::write(
+        &space,
+        "trials = 3\ninitial = 2\n[objective]\nmetric = \"valid.loss\"\n\
+         [[param]]\nkey = \"data.n_valid\"\nvalues = [0, 128]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("tune");
+    let o = tune(&space, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = log_lines(&out);
+    assert_eq!(lines.len(), 3);
+    let failed: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["status"] == "failed").collect();
+    assert!(!failed.is_empty());
+    for f in &failed {
+        assert_eq!(f["params"]["data.n_valid"], 0);
+        assert!(f["objective"].is_null());
+        let e = f["error"].as_str().unwrap();
+        assert!(e.contains("must not be empty"), "{e}");
+    }
+    assert!(lines.iter().any(|l| l["status"] == "ok"));
+    // The failed config is not proposed twice: the third trial is the other value.
+    assert_eq!(failed.len(), 1, "{lines:?}");
+    assert!(out.join("best.toml").exists());
+    assert!(stdout(&o).contains("failed: "), "{}", stdout(&o));
+}
+
+#[test]
+fn bad_space_files_stop_before_any_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[objective]\nmetric = \"valid.loss\"\n[[param]]\nkey = \"model.n_expert\"\ntype = \"int\"\nmin = 2\nmax = 4\n",
+            vec![
+                "space.toml line 4",
+                "param `model.n_expert`",
+                "unknown field `n_expert`",
+            ],
+        ),
+        (
+            "[objective]\nmetric = \"valid.loss\"\n[[param]]\nkey = \"model.n_experts\"\nmin = 2\nmax = 4\n",
+            vec!["param `model.n_experts`", "type = \"int\""],
+        ),
+        (
+            "[objective]\nmetric = \"valid.loss\"\n[[param]]\nkey = \"train.learning_rate\"\nmin = 0.1\nmax = 0.01\n",
+            vec!["space.toml line 4", "min (0.1) must be below max (0.01)"],
+        ),
+        (
+            "[objective]\nmetric = \"valid.loss\"\n[[param]]\nkey = \"train.weight_decay\"\nmin = 0.0\nmax = 0.01\nlog = true\n",
+            vec!["log scale needs min > 0"],
+        ),
+        (
+            "[objective]\nmetric = \"test.task1.mse\"\n[[param]]\nkey = \"train.learning_rate\"\nmin = 0.01\nmax = 0.1\n",
+            vec!["space.toml line 2", "validation figures only"],
+        ),
+    ];
+    for (text, needles) in cases {
+        let space = dir.path().join("space.toml");
+        std::fs::write(&space, text).unwrap();
+        let out = dir.path().join("never");
+        let o = tune(&space, &out, &[]);
+        assert_clean_failure(&o, &needles);
+        assert!(!out.join("trials.jsonl").exists(), "{text}");
+    }
+}
+
+#[test]
+fn an_objective_the_runs_cannot_report_stops_without_logging() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("space.toml");
+    std::fs::write(
+        &space,
+        "trials = 2\n[objective]\nmetric = \"valid.income.auc\"\n[[param]]\nkey = \"train.learning_rate\"\nmin = 0.001\nmax = 0.01\n",
+    )
+    .unwrap();
+    let out = dir.path().join("tune");
+    let o = tune(&space, &out, &[]);
+    assert_clean_failure(&o, &["no task `income` (tasks: task1, task2)"]);
+    let log = out.join("trials.jsonl");
+    assert!(!log.exists() || std::fs::read_to_string(&log).unwrap().is_empty());
+}
+
+#[test]
+fn help_shows_examples_and_the_space_format() {
+    let o = mtrec(&["tune", "--help"]);
+    assert!(o.status.success());
+    let s = stdout(&o);
+    assert!(s.contains("mtrec tune --config"), "{s}");
+    assert!(
+        s.contains("[[param]]") && s.contains("valid.mean-auc"),
+        "{s}"
+    );
+}
+
+#[test]
+fn the_shipped_census_space_fits_its_config() {
+    let text =
+        std::fs::read_to_string(common::project_root().join("configs/tune/census-g1-mmoe.toml"))
+            .unwrap();
+    let space = mtrec_tune::Space::from_toml_str(&text, Path::new("census-g1-mmoe.toml")).unwrap();
+    assert_eq!(space.objective.metric.to_string(), "valid.income.auc");
+    let keys: Vec<&str> = space.params.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["train.learning_rate", "model.n_experts", "model.expert"]
+    );
+    // Each extreme applies to the config it is written for.
+    let config = common::project_root().join("configs/census-g1-mmoe.toml");
+    for p in &space.params {
+        for value in p.extremes() {
+            let set = mtrec_engine::config::Override {
+                path: p.key.split('.').map(str::to_string).collect(),
+                value,
+            };
+            mtrec_engine::ExperimentConfig::from_toml_file_with(&config, &[set]).unwrap();
+        }
+    }
+}
