@@ -315,26 +315,6 @@ fn check_word(word: &str) -> Result<(), String> {
     }
 }
 
-/// Quotes one word for a POSIX shell: as-is when it holds only safe characters, otherwise in
-/// single quotes (inside which only `'` itself needs care: `'\''`).
-pub fn shell_quote(word: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_-+=./:,@%".contains(c);
-    if !word.is_empty() && word.chars().all(safe) {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
-/// A command line as one shell line.
-pub fn shell_line(program: &str, args: &[String]) -> String {
-    std::iter::once(program)
-        .chain(args.iter().map(String::as_str))
-        .map(shell_quote)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,24 +433,5 @@ set = ["train.learning_rate=3e-3"]
             assert!(e.starts_with("g.toml: "), "{e}");
             assert!(e.contains(needle), "{needle:?} not in {e}");
         }
-    }
-
-    #[test]
-    fn shell_quoting_keeps_plain_words_and_escapes_quotes() {
-        assert_eq!(
-            shell_quote("train.learning_rate=3e-3"),
-            "train.learning_rate=3e-3"
-        );
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(
-            shell_quote("train.monitor={task-auc=\"x\"}"),
-            "'train.monitor={task-auc=\"x\"}'"
-        );
-        assert_eq!(
-            shell_line("/bin/mtrec", &["--set".into(), "a=$HOME".into()]),
-            "/bin/mtrec --set 'a=$HOME'"
-        );
     }
 }

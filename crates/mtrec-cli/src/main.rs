@@ -4,9 +4,12 @@
 //! do the work and report through events, this binary owns the terminal (progress bars,
 //! tables, JSON on stdout, errors on stderr and a non-zero exit code).
 
+mod atomic;
+mod child;
 mod cli;
 mod commands;
 mod grid;
+mod lock;
 mod progress;
 
 use std::io::IsTerminal;

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::SystemTime;
 
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -36,4 +37,21 @@ pub fn assert_clean_failure(o: &Output, needles: &[&str]) {
     for n in needles {
         assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
     }
+}
+
+/// Every line of a JSON-lines file (results, trial logs, run records), parsed.
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// When a file was last written: work done again rewrites its files.
+pub fn mtime(path: &Path) -> SystemTime {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .modified()
+        .unwrap()
 }

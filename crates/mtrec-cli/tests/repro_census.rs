@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{assert_clean_failure, mtrec, project_root, stderr, stdout};
+use common::{assert_clean_failure, mtime, mtrec, project_root, stderr, stdout};
 
 const QUICK_MODELS: [&str; 3] = ["single-task", "shared-bottom", "mmoe"];
 const QUICK_RUNS: usize = 3;
@@ -37,10 +37,6 @@ fn num(row: &BTreeMap<String, String>, key: &str) -> f64 {
     row[key]
         .parse()
         .unwrap_or_else(|e| panic!("{key} = {:?}: {e}", row[key]))
-}
-
-fn mtime(path: &Path) -> std::time::SystemTime {
-    std::fs::metadata(path).unwrap().modified().unwrap()
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{assert_clean_failure, mtrec, stderr, stdout};
+use common::{assert_clean_failure, json_lines, mtrec, stderr, stdout};
 use serde_json::Value;
 
 const OBSERVATIONS: [&str; 4] = [
@@ -44,14 +44,6 @@ fn study(out: &Path, runs: usize, extra: &[&str]) -> std::process::Output {
     ];
     args.extend_from_slice(extra);
     mtrec(&args)
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// Decodes a PNG fully and returns its size.
@@ -108,7 +100,7 @@ fn a_small_study_writes_consistent_figures_report_and_data_and_resumes() {
     assert_eq!(summary, saved);
 
     // 27 pilots (3 models x 3 rates x 3 correlations) and 18 main runs, all recorded.
-    let records = lines(&out.join("runs.jsonl"));
+    let records = json_lines(&out.join("runs.jsonl"));
     let phase = |p: &str| records.iter().filter(|r| r["phase"] == p).count();
     assert_eq!((phase("pilot"), phase("main")), (27, 18));
 
@@ -252,7 +244,7 @@ fn a_small_study_writes_consistent_figures_report_and_data_and_resumes() {
     // Again: nothing to run, nothing appended, the same numbers.
     let again = study(&out, 2, &["--json"]);
     assert!(again.status.success(), "{}", stderr(&again));
-    assert_eq!(lines(&out.join("runs.jsonl")).len(), 45);
+    assert_eq!(json_lines(&out.join("runs.jsonl")).len(), 45);
     let summary_again: Value = serde_json::from_str(&stdout(&again)).unwrap();
     assert_eq!(summary_again["cells"], summary["cells"]);
     assert_eq!(summary_again["timing"]["session"]["ran"], 0);
@@ -260,7 +252,7 @@ fn a_small_study_writes_consistent_figures_report_and_data_and_resumes() {
     // More runs per cell add exactly the missing ones.
     let more = study(&out, 3, &[]);
     assert!(more.status.success(), "{}", stderr(&more));
-    assert_eq!(lines(&out.join("runs.jsonl")).len(), 45 + 9);
+    assert_eq!(json_lines(&out.join("runs.jsonl")).len(), 45 + 9);
     assert!(stdout(&more).contains("report:"));
 
     // Other settings in the same folder are refused, naming the difference.

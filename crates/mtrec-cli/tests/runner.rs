@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use common::{assert_clean_failure, mtrec, project_root, stderr, stdout};
+use common::{assert_clean_failure, json_lines, mtime, mtrec, project_root, stderr, stdout};
 use serde_json::Value;
 
 /// Overrides that make a synthetic run take a fraction of a second.
@@ -33,18 +33,7 @@ fn run(args: &[&str]) -> std::process::Output {
 }
 
 fn records(out: &Path) -> Vec<Value> {
-    std::fs::read_to_string(out.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-fn mtime(path: &Path) -> SystemTime {
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .modified()
-        .unwrap()
+    json_lines(&out.join("results.jsonl"))
 }
 
 /// Modification times of every run's metrics and log, which a rerun would replace.

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_clean_failure, mtrec, stderr, stdout};
+use common::{assert_clean_failure, json_lines, mtrec, stderr, stdout};
 
 /// Every trial trains one epoch on 256 rows with one thread.
 const TINY: [&str; 10] = [
@@ -67,11 +67,7 @@ fn tune(space: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
 }
 
 fn log_lines(out: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(out.join("trials.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    json_lines(&out.join("trials.jsonl"))
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! same figures for people, so the two never disagree.
 
 pub mod arch;
+pub mod comparison;
 pub mod heatmap;
 pub mod html;
 pub mod markdown;

@@ -12,9 +12,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::comparison::{
+    self, DeltaReference, Group, RepeatedSeeds, SINGLE_TASK, single_task_with_most_runs,
+};
 use crate::plot::{Panel, Series, write_svg};
 use crate::runs::{Metric, RunRecord, TaskFigure};
-use crate::stats::{DeltaTask, Summary, delta_m, paired_t_test, summarize, wilcoxon_signed_rank};
+use crate::stats::{Summary, summarize};
 
 /// Effective experts below this count as collapse: the task leans on about one expert.
 pub const COLLAPSE_BELOW: f64 = 1.5;
@@ -218,9 +221,6 @@ pub fn build_page(title: &str, dir: &Path, runs: Vec<(RunRecord, RunExtras)>) ->
     let mut comparisons = Vec::new();
     let mut groups = Vec::new();
     for ((_, task_names), (data_label, by_name)) in by_data {
-        let mut rows = Vec::new();
-        // task -> group name -> seed -> value, for the paired tests.
-        let mut seeded: BTreeMap<&str, BTreeMap<String, BTreeMap<u64, f64>>> = BTreeMap::new();
         let tasks: Vec<(String, Metric)> = task_names
             .iter()
             .map(|t| {
@@ -232,71 +232,48 @@ pub fn build_page(title: &str, dir: &Path, runs: Vec<(RunRecord, RunExtras)>) ->
                 (t.clone(), metric)
             })
             .collect();
+        let mut compared = Vec::new();
         for (name, mut members) in by_name {
             members.sort_by(|a, b| (a.0.seed, &a.0.dir).cmp(&(b.0.seed, &b.0.dir)));
             let anchor = slug(&name, groups.len());
-            let model = members[0].0.model.clone();
-            let mut summaries = Vec::new();
-            for (task, _) in &tasks {
-                let values: Vec<f64> = members
-                    .iter()
-                    .filter_map(|(r, _)| r.tasks.get(task).map(|f| f.value))
-                    .collect();
-                for (r, _) in &members {
-                    if let (Some(seed), Some(f)) = (r.seed, r.tasks.get(task)) {
-                        seeded
-                            .entry(task.as_str())
-                            .or_default()
-                            .entry(name.clone())
-                            .or_default()
-                            .insert(seed, f.value);
-                    }
-                }
-                summaries.push((!values.is_empty()).then(|| summarize(&values)));
-            }
-            let walls: Vec<f64> = members.iter().filter_map(|(r, _)| r.wall_seconds).collect();
-            rows.push(ComparisonRow {
-                name: name.clone(),
-                model: model.clone(),
-                anchor: anchor.clone(),
-                runs: members.len(),
-                tasks: summaries,
-                delta_m: None,
-                wall_seconds: (!walls.is_empty()).then(|| summarize(&walls)),
-            });
-            groups.push(group_section(&name, &model, anchor, dir, members));
+            let records: Vec<&RunRecord> = members.iter().map(|(r, _)| r).collect();
+            // Members are in seed and folder order: a seed run twice pairs its last folder.
+            let group = Group::new(&name, &records, RepeatedSeeds::Last);
+            groups.push(group_section(
+                &name,
+                &group.model,
+                anchor.clone(),
+                dir,
+                members,
+            ));
+            compared.push((group, anchor));
         }
         // Single-Task first, then by name; the Single-Task group with the most runs is the
         // baseline.
-        rows.sort_by_key(|r| (r.model != "single-task", r.name.clone()));
-        let baseline = rows
+        compared.sort_by_key(|(g, _)| (g.model != SINGLE_TASK, g.name.clone()));
+        let (mut compared, anchors): (Vec<Group>, Vec<String>) = compared.into_iter().unzip();
+        comparison::add_delta_m(&mut compared, DeltaReference::SingleTaskWithMostRuns);
+        comparison::add_tests(&mut compared, None);
+        let baseline = single_task_with_most_runs(&compared).map(|i| compared[i].name.clone());
+        let rows = compared
             .iter()
-            .filter(|r| r.model == "single-task")
-            .max_by_key(|r| r.runs)
-            .cloned();
-        if let Some(base) = &baseline {
-            for row in &mut rows {
-                let deltas: Vec<DeltaTask> = tasks
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, (_, metric))| {
-                        Some(DeltaTask {
-                            model: row.tasks[i].as_ref()?.mean,
-                            single: base.tasks[i].as_ref()?.mean,
-                            lower_is_better: metric.lower_is_better(),
-                        })
-                    })
-                    .collect();
-                row.delta_m = delta_m(&deltas);
-            }
-        }
-        let paired = paired_rows(&tasks, &rows, &seeded);
+            .zip(anchors)
+            .map(|(g, anchor)| ComparisonRow {
+                name: g.name.clone(),
+                model: g.model.clone(),
+                anchor,
+                runs: g.runs,
+                tasks: tasks.iter().map(|(t, _)| g.tasks.get(t).cloned()).collect(),
+                delta_m: g.delta_m.as_ref().map(|d| d.percent),
+                wall_seconds: g.wall_seconds.clone(),
+            })
+            .collect();
         comparisons.push(Comparison {
             data: data_label,
+            paired: paired_rows(&tasks, &compared),
             tasks,
-            baseline: baseline.map(|b| b.name),
+            baseline,
             rows,
-            paired,
         });
     }
     ReportPage {
@@ -310,45 +287,29 @@ pub fn build_page(title: &str, dir: &Path, runs: Vec<(RunRecord, RunExtras)>) ->
     }
 }
 
-/// Per task: the best group by mean against each other group on the seeds both ran.
-fn paired_rows(
-    tasks: &[(String, Metric)],
-    rows: &[ComparisonRow],
-    seeded: &BTreeMap<&str, BTreeMap<String, BTreeMap<u64, f64>>>,
-) -> Vec<PairedRow> {
+/// Per task: the best group by mean against each other group on the seeds both ran (at
+/// least two).
+fn paired_rows(tasks: &[(String, Metric)], groups: &[Group]) -> Vec<PairedRow> {
     let mut out = Vec::new();
-    for (i, (task, metric)) in tasks.iter().enumerate() {
-        let Some(by_group) = seeded.get(task.as_str()) else {
-            continue;
-        };
-        let best = rows
-            .iter()
-            .filter_map(|r| Some((r, r.tasks[i].as_ref()?.mean)))
-            .reduce(|a, b| if metric.better(b.1, a.1) { b } else { a });
-        let Some((best, _)) = best else { continue };
-        let Some(best_seeds) = by_group.get(&best.name) else {
-            continue;
-        };
-        for other in rows.iter().filter(|r| r.name != best.name) {
-            let Some(other_seeds) = by_group.get(&other.name) else {
+    for (task, _) in tasks {
+        for g in groups {
+            let Some(t) = g.tests.get(task).filter(|t| t.pairs.len() >= 2) else {
                 continue;
             };
-            let (a, b): (Vec<f64>, Vec<f64>) = best_seeds
-                .iter()
-                .filter_map(|(seed, v)| Some((*v, *other_seeds.get(seed)?)))
-                .unzip();
-            if a.len() < 2 {
-                continue;
-            }
-            let diff = a.iter().zip(&b).map(|(x, y)| x - y).sum::<f64>() / a.len() as f64;
+            let n = t.pairs.len();
             out.push(PairedRow {
                 task: task.clone(),
-                best: best.name.clone(),
-                other: other.name.clone(),
-                pairs: a.len(),
-                mean_diff: diff,
-                t_p: paired_t_test(&a, &b).map(|t| t.p_value),
-                wilcoxon_p: wilcoxon_signed_rank(&a, &b).map(|t| t.p_value),
+                best: t.reference.clone(),
+                other: g.name.clone(),
+                pairs: n,
+                mean_diff: t
+                    .pairs
+                    .iter()
+                    .map(|(other, best)| best - other)
+                    .sum::<f64>()
+                    / n as f64,
+                t_p: t.paired_t.as_ref().map(|t| t.p_value),
+                wilcoxon_p: t.wilcoxon.as_ref().map(|t| t.p_value),
             });
         }
     }

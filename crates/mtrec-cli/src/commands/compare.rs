@@ -26,79 +26,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
-use mtrec_report::stats::{
-    DeltaTask, PMethod, Summary, TestResult, delta_m, paired_t_test, summarize, welch_t_test,
-    wilcoxon_signed_rank,
-};
-use mtrec_report::{Metric, RunRecord, load_run};
-use serde::Serialize;
+use mtrec_report::comparison::{self, DeltaM, DeltaReference, Group, RepeatedSeeds, Tests};
+use mtrec_report::stats::{PMethod, TestResult};
+use mtrec_report::{RunRecord, load_run};
 
+use crate::atomic::write_atomically;
 use crate::cli::CompareArgs;
-
-/// The model kind whose group is the reference of Δm.
-const SINGLE_TASK: &str = "single-task";
-
-#[derive(Debug, Serialize)]
-struct Group {
-    name: String,
-    model: String,
-    runs: usize,
-    seeds: Vec<u64>,
-    metric: BTreeMap<String, Metric>,
-    tasks: BTreeMap<String, Summary>,
-    delta_m: Option<DeltaM>,
-    tests: BTreeMap<String, Comparison>,
-    wall_seconds: Option<Summary>,
-    search_seconds: Option<Summary>,
-    #[serde(skip)]
-    records: Vec<RunRecord>,
-}
-
-#[derive(Debug, Serialize)]
-struct DeltaM {
-    /// The Single-Task group.
-    reference: String,
-    /// From the groups' means.
-    percent: f64,
-    /// Over the seeds both groups ran, each against the same seed's Single-Task run.
-    per_seed: Option<Summary>,
-}
-
-/// One task of one group against the reference group of that task.
-#[derive(Debug, Serialize)]
-struct Comparison {
-    reference: String,
-    /// This group's mean minus the reference's.
-    mean_diff: f64,
-    /// Seeds run once by each group: the pairs of the paired tests.
-    shared_seeds: usize,
-    paired_t: Option<TestResult>,
-    wilcoxon: Option<TestResult>,
-    welch: Option<TestResult>,
-}
-
-impl Group {
-    /// The task's figure per seed, for seeds that occur once in this group (a seed run twice
-    /// cannot be paired unambiguously).
-    fn by_seed(&self, task: &str) -> BTreeMap<u64, f64> {
-        let mut count: BTreeMap<u64, usize> = BTreeMap::new();
-        for s in self.records.iter().filter_map(|r| r.seed) {
-            *count.entry(s).or_default() += 1;
-        }
-        self.records
-            .iter()
-            .filter_map(|r| Some((r.seed?, r.tasks.get(task)?.value)))
-            .filter(|(s, _)| count[s] == 1)
-            .collect()
-    }
-
-    fn values(&self, task: &str) -> &[f64] {
-        self.tasks.get(task).map_or(&[], |s| &s.values)
-    }
-}
 
 fn load_groups(paths: &[PathBuf]) -> Result<Vec<Group>> {
     let mut seen = BTreeSet::new();
@@ -117,7 +53,6 @@ fn load_groups(paths: &[PathBuf]) -> Result<Vec<Group>> {
     }
     let mut out = Vec::new();
     for (name, records) in by_name {
-        let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         let mut metric = BTreeMap::new();
         for run in &records {
             for (task, fig) in &run.tasks {
@@ -130,96 +65,13 @@ fn load_groups(paths: &[PathBuf]) -> Result<Vec<Group>> {
                         fig.metric
                     );
                 }
-                values.entry(task.clone()).or_default().push(fig.value);
             }
         }
-        let seconds = |f: fn(&RunRecord) -> Option<f64>| {
-            let v: Vec<f64> = records.iter().filter_map(f).collect();
-            (!v.is_empty()).then(|| summarize(&v))
-        };
-        let mut seeds: Vec<u64> = records.iter().filter_map(|r| r.seed).collect();
-        seeds.sort_unstable();
-        out.push(Group {
-            model: records[0].model.clone(),
-            runs: records.len(),
-            seeds,
-            metric,
-            tasks: values
-                .iter()
-                .map(|(t, v)| (t.clone(), summarize(v)))
-                .collect(),
-            delta_m: None,
-            tests: BTreeMap::new(),
-            wall_seconds: seconds(|r| r.wall_seconds),
-            search_seconds: seconds(|r| r.search_seconds),
-            records,
-            name,
-        });
+        // A seed run twice cannot be paired unambiguously.
+        let runs: Vec<&RunRecord> = records.iter().collect();
+        out.push(Group::new(&name, &runs, RepeatedSeeds::Skip));
     }
     Ok(out)
-}
-
-/// Δm of every group against the first Single-Task group (by name) with the same tasks and
-/// metrics; the Single-Task groups themselves get none.
-fn add_delta_m(groups: &mut [Group]) {
-    let mut found = Vec::new();
-    for (i, g) in groups.iter().enumerate() {
-        let Some(r) = groups
-            .iter()
-            .position(|s| s.model == SINGLE_TASK && s.metric == g.metric)
-        else {
-            continue;
-        };
-        if i == r || g.model == SINGLE_TASK || g.metric.is_empty() {
-            continue;
-        }
-        let reference = &groups[r];
-        let tasks: Vec<DeltaTask> = g
-            .metric
-            .iter()
-            .map(|(t, m)| DeltaTask {
-                model: g.tasks[t].mean,
-                single: reference.tasks[t].mean,
-                lower_is_better: m.lower_is_better(),
-            })
-            .collect();
-        let Some(percent) = delta_m(&tasks) else {
-            continue;
-        };
-        // Seeds where both groups have every task.
-        let mine: Vec<BTreeMap<u64, f64>> = g.metric.keys().map(|t| g.by_seed(t)).collect();
-        let theirs: Vec<BTreeMap<u64, f64>> =
-            g.metric.keys().map(|t| reference.by_seed(t)).collect();
-        let per_seed: Vec<f64> = mine[0]
-            .keys()
-            .filter_map(|seed| {
-                let tasks: Option<Vec<DeltaTask>> = g
-                    .metric
-                    .values()
-                    .enumerate()
-                    .map(|(k, m)| {
-                        Some(DeltaTask {
-                            model: *mine[k].get(seed)?,
-                            single: *theirs[k].get(seed)?,
-                            lower_is_better: m.lower_is_better(),
-                        })
-                    })
-                    .collect();
-                delta_m(&tasks?)
-            })
-            .collect();
-        found.push((
-            i,
-            DeltaM {
-                reference: reference.name.clone(),
-                percent,
-                per_seed: (!per_seed.is_empty()).then(|| summarize(&per_seed)),
-            },
-        ));
-    }
-    for (i, d) in found {
-        groups[i].delta_m = Some(d);
-    }
 }
 
 /// Tests of each group against the reference of each task: `baseline` if given, else the
@@ -238,69 +90,7 @@ fn add_tests(groups: &mut [Group], baseline: Option<&str>) -> Result<()> {
         },
         None => None,
     };
-    for g in groups.iter_mut() {
-        g.tests.clear();
-    }
-    let tasks: BTreeSet<String> = groups
-        .iter()
-        .flat_map(|g| g.metric.keys().cloned())
-        .collect();
-    let mut found = Vec::new();
-    for task in &tasks {
-        let best = || {
-            groups
-                .iter()
-                .enumerate()
-                .filter(|(_, g)| g.tasks.get(task).is_some_and(|s| !s.mean.is_nan()))
-                .reduce(|a, b| {
-                    let m = a.1.metric[task];
-                    if m.better(b.1.tasks[task].mean, a.1.tasks[task].mean) {
-                        b
-                    } else {
-                        a
-                    }
-                })
-                .map(|(i, _)| i)
-        };
-        let Some(r) = fixed.or_else(best) else {
-            continue;
-        };
-        let reference = &groups[r];
-        let Some(ref_summary) = reference.tasks.get(task) else {
-            continue;
-        };
-        let ref_seeds = reference.by_seed(task);
-        for (i, g) in groups.iter().enumerate() {
-            let Some(s) = g.tasks.get(task) else {
-                continue;
-            };
-            if i == r || g.metric[task] != reference.metric[task] {
-                continue;
-            }
-            let (a, b): (Vec<f64>, Vec<f64>) = g
-                .by_seed(task)
-                .into_iter()
-                .filter_map(|(seed, v)| Some((v, *ref_seeds.get(&seed)?)))
-                .unzip();
-            found.push((
-                i,
-                task.clone(),
-                Comparison {
-                    reference: reference.name.clone(),
-                    mean_diff: s.mean - ref_summary.mean,
-                    shared_seeds: a.len(),
-                    paired_t: paired_t_test(&a, &b),
-                    wilcoxon: (a.len() >= 2)
-                        .then(|| wilcoxon_signed_rank(&a, &b))
-                        .flatten(),
-                    welch: welch_t_test(g.values(task), reference.values(task)),
-                },
-            ));
-        }
-    }
-    for (i, task, c) in found {
-        groups[i].tests.insert(task, c);
-    }
+    comparison::add_tests(groups, fixed);
     Ok(())
 }
 
@@ -309,7 +99,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
         bail!("no run given: pass checkpoint folders (or their metrics.json)");
     }
     let mut groups = load_groups(&args.runs)?;
-    add_delta_m(&mut groups);
+    comparison::add_delta_m(&mut groups, DeltaReference::FirstMatchingSingleTask);
     add_tests(&mut groups, args.baseline.as_deref())?;
     if let Some(path) = &args.csv {
         write_csv(path, &groups)?;
@@ -417,7 +207,7 @@ fn show_p(t: Option<&TestResult>) -> String {
 
 /// One row per group and task that has a reference: difference and p-values.
 fn tests_table(groups: &[Group]) -> Option<Table> {
-    let rows: Vec<(&Group, &String, &Comparison)> = groups
+    let rows: Vec<(&Group, &String, &Tests)> = groups
         .iter()
         .flat_map(|g| g.tests.iter().map(move |(t, c)| (g, t, c)))
         .collect();
@@ -528,15 +318,13 @@ fn write_csv(path: &Path, groups: &[Group]) -> Result<()> {
             text.push('\n');
         }
     }
-    let tmp = path.with_extension("csv.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    write_atomically(path, text.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mtrec_report::Metric;
 
     fn write(
         dir: &Path,
@@ -573,36 +361,6 @@ mod tests {
         let twice = vec![runs[0].clone(), runs[0].join("metrics.json")];
         let e = load_groups(&twice).unwrap_err().to_string();
         assert!(e.contains("given twice"), "{e}");
-    }
-
-    #[test]
-    fn delta_m_against_single_task_from_means_and_per_seed() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path();
-        let runs = vec![
-            write(p, "s1", "st", SINGLE_TASK, 1, 0.80, 2.0),
-            write(p, "s2", "st", SINGLE_TASK, 2, 0.80, 2.0),
-            write(p, "m1", "mt", "mmoe", 1, 0.88, 1.8),
-            write(p, "m2", "mt", "mmoe", 2, 0.84, 1.9),
-        ];
-        let mut groups = load_groups(&runs).unwrap();
-        add_delta_m(&mut groups);
-        let mt = &groups[0];
-        assert_eq!(mt.name, "mt");
-        let d = mt.delta_m.as_ref().unwrap();
-        assert_eq!(d.reference, "st");
-        // By hand: AUC 0.86 vs 0.80 is +7.5 %; MSE 1.85 vs 2.0 is -7.5 %, a gain: mean +7.5 %.
-        assert!((d.percent - 7.5).abs() < 1e-9, "{}", d.percent);
-        // Seed 1: (+10 + 10) / 2 = 10; seed 2: (+5 + 5) / 2 = 5.
-        let per_seed = d.per_seed.as_ref().unwrap();
-        assert_eq!(per_seed.n, 2);
-        assert!(
-            (per_seed.values[0] - 10.0).abs() < 1e-9 && (per_seed.values[1] - 5.0).abs() < 1e-9
-        );
-        assert!(
-            groups[1].delta_m.is_none(),
-            "the reference has no Δm of its own"
-        );
     }
 
     #[test]

@@ -16,7 +16,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::num::NonZeroUsize;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,14 +29,12 @@ use mtrec_engine::ExperimentConfig;
 use mtrec_engine::checkpoint::{CONFIG_FILE, METRICS_FILE};
 use serde::{Deserialize, Serialize};
 
+use crate::child::{self, Transcript, last_line, shell_line};
 use crate::cli::RunArgs;
-use crate::grid::{Grid, Program, RunSpec, shell_line};
+use crate::grid::{Grid, Program, RunSpec};
+use crate::lock::lock_exclusively;
 
 pub const RESULTS_FILE: &str = "results.jsonl";
-
-/// Lines of a failed run's stderr kept in its record (the whole stderr is in its log file).
-const ERROR_TAIL_LINES: usize = 20;
-const ERROR_TAIL_BYTES: usize = 4000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -263,7 +260,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
                     let Some(i) = next else { break };
                     let spec = &grid.runs[i];
-                    let outcome = execute(exe, spec, threads, &grid.out);
+                    let outcome = execute(exe, spec, threads);
                     if tx.send((i, outcome)).is_err() {
                         break;
                     }
@@ -449,15 +446,15 @@ fn record_of<'a>(spec: &'a RunSpec, exe: &str, threads: usize, o: Outcome) -> Re
 }
 
 /// Runs one command line of this executable and waits for it. The child's stderr goes to
-/// `<out>/<id>.log`, beside (not inside) the run folder, which the checkpoint save replaces.
-fn execute(exe: &str, spec: &RunSpec, threads: usize, out: &Path) -> Outcome {
+/// `<out>/<id>.log`, beside the run folder.
+fn execute(exe: &str, spec: &RunSpec, threads: usize) -> Outcome {
     let started = Instant::now();
-    let result = Command::new(exe)
-        .args(spec.args(threads))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output();
+    let result = child::run(
+        Path::new(exe),
+        &spec.args(threads),
+        &child::log_beside(&spec.out),
+        Transcript::Stderr,
+    );
     let wall = started.elapsed().as_secs_f64();
     let failed = |exit_code, error: String, log| Outcome {
         status: Status::Failed,
@@ -468,28 +465,14 @@ fn execute(exe: &str, spec: &RunSpec, threads: usize, out: &Path) -> Outcome {
         wall_seconds: Some(wall),
         metrics: None,
     };
-    let output = match result {
-        Ok(o) => o,
-        Err(e) => return failed(None, format!("cannot start {exe}: {e}"), None),
+    let finished = match result {
+        Ok(f) => f,
+        Err(e) => return failed(None, e, None),
     };
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let log_path = out.join(format!("{}.log", spec.id));
-    let log = match write_atomically(&log_path, stderr.as_bytes()) {
-        Ok(()) => Some(log_path.display().to_string()),
-        Err(e) => {
-            tracing::warn!("{e:#}");
-            None
-        }
-    };
-    let code = output.status.code();
-    if !output.status.success() {
-        let mut error = tail(&stderr);
-        if error.is_empty() {
-            error = match code {
-                Some(c) => format!("exit code {c}, nothing on stderr"),
-                None => describe_signal(&output.status),
-            };
-        }
+    let log = finished.log.map(|p| p.display().to_string());
+    let code = finished.status.code();
+    if !finished.status.success() {
+        let error = child::error_tail(&finished.stderr, &finished.status);
         return failed(code, error, log);
     }
     match read_metrics(&spec.out) {
@@ -504,41 +487,6 @@ fn execute(exe: &str, spec: &RunSpec, threads: usize, out: &Path) -> Outcome {
         },
         Err(e) => failed(code, format!("the run exited cleanly but {e}"), log),
     }
-}
-
-#[cfg(unix)]
-fn describe_signal(status: &std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match status.signal() {
-        Some(s) => format!("killed by signal {s}"),
-        None => format!("ended abnormally ({status})"),
-    }
-}
-
-#[cfg(not(unix))]
-fn describe_signal(status: &std::process::ExitStatus) -> String {
-    format!("ended abnormally ({status})")
-}
-
-/// The last lines of a child's stderr, where its `error: ...` line is.
-fn tail(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    let mut text = lines[lines.len().saturating_sub(ERROR_TAIL_LINES)..].join("\n");
-    if text.len() > ERROR_TAIL_BYTES {
-        let mut cut = text.len() - ERROR_TAIL_BYTES;
-        while !text.is_char_boundary(cut) {
-            cut += 1;
-        }
-        text = format!("...{}", &text[cut..]);
-    }
-    text
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
 }
 
 fn read_metrics(dir: &Path) -> Result<serde_json::Value, String> {
@@ -705,7 +653,13 @@ impl ResultsLog {
             .create(true)
             .open(path)
             .with_context(|| format!("{}: cannot open for appending", path.display()))?;
-        lock_exclusively(&file, path)?;
+        // Two runners on one `out` would start the same runs twice.
+        lock_exclusively(&file, path, || {
+            format!(
+                "{}: another `mtrec run` is working on this grid; wait for it, or give this one another `out`",
+                path.display()
+            )
+        })?;
         // A line cut short by a crash stays a line of its own.
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         if len > 0 {
@@ -729,45 +683,6 @@ impl ResultsLog {
             .and_then(|()| self.file.sync_data())
             .context("appending to the results file")
     }
-}
-
-/// Two runners on one `out` would start the same runs twice; the lock goes with the process,
-/// so a crash leaves none behind.
-#[cfg(unix)]
-fn lock_exclusively(file: &File, path: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file descriptor this `File` owns for as long as the call lasts.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() == std::io::ErrorKind::WouldBlock {
-            bail!(
-                "{}: another `mtrec run` is working on this grid; wait for it, or give this one another `out`",
-                path.display()
-            );
-        }
-        // Some network file systems have no locks: run unlocked rather than not at all.
-        tracing::debug!("{}: no lock ({e})", path.display());
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn lock_exclusively(_: &File, _: &Path) -> Result<()> {
-    Ok(())
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map_or_else(Default::default, |n| n.to_string_lossy());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    fs::write(&tmp, bytes)
-        .and_then(|()| fs::rename(&tmp, path))
-        .with_context(|| format!("{}: cannot write", path.display()))
-        .inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
-        })
 }
 
 /// The estimate shown as `left`, and when it was made (it counts down between runs).
@@ -867,17 +782,5 @@ mod tests {
         let fewer: toml::Value = toml::from_str("name = \"a\"").unwrap();
         let d = first_difference(&fewer, &grid, &mut Vec::new()).unwrap();
         assert!(d.starts_with("`model`: saved nothing, grid "), "{d}");
-    }
-
-    #[test]
-    fn the_error_tail_keeps_the_last_lines() {
-        let many: String = (1..=30).map(|i| format!("line {i}\n\n")).collect();
-        let t = tail(&many);
-        assert_eq!(t.lines().count(), ERROR_TAIL_LINES);
-        assert!(t.starts_with("line 11\n") && t.ends_with("line 30"), "{t}");
-        assert_eq!(last_line("a\nerror: b\n\n"), "error: b");
-        let long = "é".repeat(ERROR_TAIL_BYTES);
-        let t = tail(&long);
-        assert!(t.starts_with("...") && t.len() <= ERROR_TAIL_BYTES + 4);
     }
 }

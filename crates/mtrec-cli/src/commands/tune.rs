@@ -13,7 +13,6 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -29,6 +28,8 @@ use mtrec_tune::{
     Assignment, Metric, Proposal, Space, TrialLog, TrialRecord, TrialStatus, propose,
 };
 
+use crate::atomic::write_atomically;
+use crate::child::{self, Transcript};
 use crate::cli::TuneArgs;
 
 const LOG_FILE: &str = "trials.jsonl";
@@ -193,26 +194,15 @@ impl TrialRunner {
             source: proposal.source,
             expected_improvement: proposal.expected_improvement,
             out: dir.display().to_string(),
-            command: crate::grid::shell_line("mtrec", &args),
+            command: child::shell_line("mtrec", &args),
         })
     }
 
     fn execute(&self, dir: &Path, args: &[String], metric: &Metric) -> Result<f64, Failure> {
-        let output = Command::new(&self.exe)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|e| Failure::Setup(format!("cannot start {}: {e}", self.exe.display())))?;
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        // Beside the run folder, not inside it: the checkpoint save replaces that folder.
-        let log = dir.with_extension("log");
-        if let Err(e) = write_atomically(&log, &stderr) {
-            tracing::warn!("{e:#}");
-        }
-        if !output.status.success() {
-            return Err(Failure::Trial(error_of(&stderr, &output.status)));
+        let finished = child::run(&self.exe, args, &child::log_beside(dir), Transcript::Stderr)
+            .map_err(Failure::Setup)?;
+        if !finished.status.success() {
+            return Err(Failure::Trial(error_of(&finished.stderr, &finished.status)));
         }
         let path = dir.join(METRICS_FILE);
         let report: serde_json::Value = std::fs::read_to_string(&path)
@@ -228,21 +218,16 @@ impl TrialRunner {
     }
 }
 
-/// The `error: ...` line a failed `mtrec train` ends with, or how it ended.
+/// The `error: ...` line a failed `mtrec train` ends with (else its last line), or how it
+/// ended.
 fn error_of(stderr: &str, status: &std::process::ExitStatus) -> String {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    let text = match lines.iter().rposition(|l| l.starts_with("error: ")) {
-        Some(i) => lines[i..].join("\n"),
-        None => lines.last().map(|l| l.to_string()).unwrap_or_default(),
-    };
-    let text = text.strip_prefix("error: ").unwrap_or(&text);
-    if !text.is_empty() {
-        return text.chars().take(2000).collect();
-    }
-    match status.code() {
-        Some(c) => format!("exit code {c}, nothing on stderr"),
-        None => format!("ended abnormally ({status})"),
-    }
+    child::reported_error(stderr)
+        .or_else(|| Some(child::last_line(stderr).to_string()))
+        .filter(|text| !text.is_empty())
+        .map_or_else(
+            || child::silent_end(status),
+            |text| text.chars().take(2000).collect(),
+        )
 }
 
 /// The objective from a run's report: the validation figures of the kept epoch. A figure
@@ -513,7 +498,7 @@ fn write_best_config(
         listed.join(" "),
         cfg.to_toml_string()
     );
-    write_atomically(path, &text)
+    write_atomically(path, text.as_bytes())
 }
 
 fn objective_panel(space: &Space, records: &[TrialRecord]) -> Panel {
@@ -545,19 +530,6 @@ fn objective_panel(space: &Space, records: &[TrialRecord]) -> Panel {
             },
         ],
     }
-}
-
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let name = path
-        .file_name()
-        .map_or_else(Default::default, |n| n.to_string_lossy());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("{}: cannot write", path.display()))
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
 }
 
 #[cfg(test)]

@@ -38,7 +38,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -56,8 +55,11 @@ use mtrec_report::{RunRecord, load_run};
 use mtrec_tune::{Direction, ParamKind, Space, TrialLog, TrialRecord, TrialStatus};
 use serde::Serialize;
 
+use crate::atomic::write_atomically;
+use crate::child::{self, Transcript, last_line, shell_line};
 use crate::cli::{CensusArgs, RunArgs};
-use crate::grid::{Grid, shell_line};
+use crate::grid::Grid;
+use crate::lock::lock_exclusively;
 
 /// Hidden units per layer, summed over the layer's parallel networks (spec section 5).
 pub const HIDDEN_UNITS_CAP: usize = 2048;
@@ -254,7 +256,7 @@ impl CellPlan {
     }
 
     fn log_file(&self) -> PathBuf {
-        self.tune_dir.with_extension("log")
+        child::log_beside(&self.tune_dir)
     }
 
     fn tune_args(&self, plan: &Plan) -> Vec<String> {
@@ -660,18 +662,13 @@ fn lock(out: &Path) -> Result<File> {
         .write(true)
         .open(&path)
         .with_context(|| format!("{}: cannot open", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => bail!(
+    lock_exclusively(&file, &path, || {
+        format!(
             "{}: another `mtrec repro census` is working on this folder; wait for it, or give this one another --out",
             out.display()
-        ),
-        // Some network file systems have no locks: run unlocked rather than not at all.
-        Err(fs::TryLockError::Error(e)) => {
-            tracing::debug!("{}: no lock ({e})", path.display());
-            Ok(file)
-        }
-    }
+        )
+    })?;
+    Ok(file)
 }
 
 /// Saves the settings on the first run; later runs must bring the same ones, or their trials
@@ -844,44 +841,25 @@ fn tune_all(
 
 /// One `mtrec tune` child; its command line, stdout and stderr go to `<tune dir>.log`.
 fn run_tuning(exe: &Path, cell: &CellPlan, plan: &Plan) -> Result<(), String> {
-    let args = cell.tune_args(plan);
-    let output = Command::new(exe)
-        .args(&args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let text = format!(
-        "$ {}\n{}{}",
-        shell_line("mtrec", &args),
-        String::from_utf8_lossy(&output.stdout),
-        stderr
-    );
-    if let Err(e) = write_atomically(&cell.log_file(), text.as_bytes()) {
-        tracing::warn!("{e:#}");
-    }
-    if output.status.success() {
+    let finished = child::run(
+        exe,
+        &cell.tune_args(plan),
+        &cell.log_file(),
+        Transcript::CommandAndOutput,
+    )?;
+    if finished.status.success() {
         return Ok(());
     }
-    let error = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("error: "))
-        .map(|l| l.trim_start_matches("error: ").to_string())
-        .unwrap_or_else(|| format!("`mtrec tune` ended with {}", output.status));
+    // Only the `error: ` line itself: it is what the summary and the failure list show.
+    let error = child::reported_error(&finished.stderr)
+        .map(|e| e.lines().next().unwrap_or("").to_string())
+        .unwrap_or_else(|| format!("`mtrec tune` ended with {}", finished.status));
     Err(error)
 }
 
 /// Finished trials in a tuning's log, for the progress bar (a torn last line never counts).
 fn trial_lines(path: &Path) -> usize {
     fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
 }
 
 /// One bar over all trials of all tunings on a terminal; log lines otherwise.
@@ -1359,19 +1337,6 @@ fn write_outputs(
         &plan.out.join(JSON_FILE),
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map_or_else(Default::default, |n| n.to_string_lossy());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    fs::write(&tmp, bytes)
-        .and_then(|()| fs::rename(&tmp, path))
-        .with_context(|| format!("{}: cannot write", path.display()))
-        .inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
-        })
 }
 
 #[cfg(test)]

@@ -43,7 +43,9 @@ use mtrec_engine::{CurvePlan, ExperimentConfig, TrainConfig, build_and_train_cur
 use serde::{Deserialize, Serialize};
 
 use super::mmoe_report;
+use crate::atomic::write_atomically;
 use crate::cli::MmoeSyntheticArgs;
+use crate::lock::lock_exclusively;
 
 /// The file of finished runs, one JSON object per line.
 pub const RUNS_FILE: &str = "runs.jsonl";
@@ -451,7 +453,12 @@ impl Store {
             .append(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        lock_exclusively(&file, &path)?;
+        lock_exclusively(&file, &path, || {
+            format!(
+                "{}: another `mtrec repro` is writing this folder; wait for it or choose another --out",
+                path.display()
+            )
+        })?;
         let mut store = Store {
             path,
             file,
@@ -559,39 +566,9 @@ fn read_records(path: &Path) -> Result<Vec<RunRecord>> {
             "{}: dropping an unfinished last line (an interrupted write)",
             path.display()
         );
-        write_atomically(path, text[..complete].as_bytes())?;
+        write_atomically(path, &text.as_bytes()[..complete])?;
     }
     Ok(records)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    fs::write(&tmp, bytes)
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            e
-        })
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-#[cfg(unix)]
-fn lock_exclusively(file: &File, path: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file descriptor this function borrows; the lock ends with the file.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        bail!(
-            "{}: another `mtrec repro` is writing this folder; wait for it or choose another --out",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn lock_exclusively(_: &File, _: &Path) -> Result<()> {
-    Ok(())
 }
 
 /// Runs `jobs` on `workers` threads (one tensor thread each), handing each finished record
