@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Worker threads for tensor operations (default: all cores).
+    /// Worker threads for tensor operations (default: all cores); for `mtrec run`, the
+    /// threads of each run unless --threads-per-run is given.
     #[arg(long, global = true)]
     pub threads: Option<usize>,
     /// More log output on stderr (-v info, -vv debug); MTREC_LOG overrides.
@@ -49,7 +50,7 @@ pub enum Command {
     /// retries failed ones; run folders that ran elsewhere (from --print-commands) are recorded
     /// without running them again once their saved config matches the grid.
     #[command(
-        after_help = "Examples:\n  mtrec run configs/grids/census-g1-seeds.toml\n  mtrec run configs/grids/synthetic-smoke.toml --jobs 2 --threads-per-run 1\n  mtrec run configs/grids/census-g1-seeds.toml --print-commands > commands.txt   # one line per pending run\n  parallel -j 8 < commands.txt && mtrec run configs/grids/census-g1-seeds.toml   # records them\n  mtrec compare runs/census-g1-seeds/*/\n\nGrid file:\n  [grid]\n  name = \"census-g1-seeds\"          # default: the file's stem\n  out = \"runs/census-g1-seeds\"      # default: runs/<name>\n  configs = [\"configs/census-g1-mmoe.toml\", \"configs/census-g1-ple.toml\"]\n  seeds = [1, 2, 3, 4, 5]           # train.seed of each run\n  set = [\"train.epochs=20\"]         # optional: --set for every run\n  [[grid.variant]]                  # optional: the grid again per variant\n  label = \"lr3e-3\"                  # run ids <config stem>[-<label>]-s<seed>\n  set = [\"train.learning_rate=3e-3\"]"
+        after_help = "Examples:\n  mtrec run configs/grids/census-g1-seeds.toml\n  mtrec run configs/grids/synthetic-smoke.toml --jobs 2 --threads-per-run 1\n  mtrec run configs/grids/census-g1-seeds.toml --print-commands > commands.txt   # one line per pending run\n  parallel -j 8 < commands.txt && mtrec run configs/grids/census-g1-seeds.toml   # records them\n  mtrec compare runs/census-g1-seeds/*/\n\nGrid file:\n  [grid]\n  name = \"census-g1-seeds\"          # default: the file's stem\n  out = \"runs/census-g1-seeds\"      # default: runs/<name>\n  configs = [\"configs/census-g1-mmoe.toml\", \"configs/census-g1-ple.toml\"]\n  seeds = [1, 2, 3, 4, 5]           # train.seed of each run\n  set = [\"train.epochs=20\"]         # optional: --set for every run\n  [[grid.variant]]                  # optional: configs x seeds once per variant, with its set\n  label = \"base\"                    # no set: the configs as written (with variants, only the\n  [[grid.variant]]                  #   variants run: list this one to keep those runs)\n  label = \"lr3e-3\"                  # run ids <config stem>[-<label>]-s<seed>\n  set = [\"train.learning_rate=3e-3\"]"
     )]
     Run(RunArgs),
     /// Tune a config's hyper-parameters by Gaussian-process Bayesian optimisation.
@@ -66,8 +67,12 @@ pub enum Command {
     )]
     Tune(TuneArgs),
     /// Test figures of several runs side by side: mean ± std over runs of one config.
+    ///
+    /// Runs form one group when they share the config name and settings (their saved
+    /// config.toml but the seeds); runs of one name with other settings are groups of their
+    /// own, labelled with the keys that differ, e.g. `census-g1-mmoe [model.n_experts=2]`.
     #[command(
-        after_help = "Examples:\n  mtrec compare runs/census-g1-mmoe-s* runs/census-g1-automtl-s*\n  mtrec compare runs/*/ --csv comparison.csv --json\n  mtrec compare runs/census-g1-*-s* --baseline census-g1-single-task"
+        after_help = "Examples:\n  mtrec compare runs/census-g1-mmoe-s* runs/census-g1-automtl-s*\n  mtrec compare runs/census-g1-seeds              # every run of a grid\n  mtrec compare runs/*/ --csv comparison.csv --json\n  mtrec compare runs/census-g1-*-s* --baseline census-g1-single-task"
     )]
     Compare(CompareArgs),
     /// One self-contained HTML page (plus markdown and JSON) for every run under a folder.
@@ -134,10 +139,10 @@ pub struct TrainArgs {
     /// Checkpoint folder (default: runs/<config name>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Override train.epochs.
+    /// Override train.epochs (not together with --set train.epochs).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Override train.seed.
+    /// Override train.seed (not together with --set train.seed).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Override any config key before it is checked, e.g. `--set train.learning_rate=3e-3
@@ -165,7 +170,8 @@ pub struct SearchArgs {
     /// (default: runs/<config name>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Override train.seed (seeds the search and the finetune).
+    /// Override train.seed (seeds the search and the finetune; not together with
+    /// --set train.seed).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Override any config key before it is checked, e.g. `--set train.learning_rate=3e-3
@@ -184,13 +190,13 @@ pub struct SearchArgs {
 pub struct RunArgs {
     /// Grid file (TOML): `[grid]` with configs, seeds and optional overrides and variants.
     pub grid: PathBuf,
-    /// Runs at a time (default: the cores divided by --threads-per-run).
+    /// Runs at a time (default: the cores divided by the threads of each run).
     #[arg(long, short)]
     pub jobs: Option<std::num::NonZeroUsize>,
-    /// Tensor threads of each run (its `--threads`; the global --threads only sets this
-    /// coordinating process, which does no tensor work).
-    #[arg(long, default_value = "1")]
-    pub threads_per_run: std::num::NonZeroUsize,
+    /// Tensor threads of each run, passed as its `--threads` (default: the global --threads
+    /// if given, else 1).
+    #[arg(long)]
+    pub threads_per_run: Option<std::num::NonZeroUsize>,
     /// Print one shell-quoted command line per pending run and run nothing (for GNU parallel
     /// or a cluster array job; `mtrec run` afterwards records what they wrote).
     #[arg(long)]
@@ -245,16 +251,20 @@ pub struct ReportArgs {
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
-    /// Checkpoint folders (or their metrics.json) written by `train`, `search` or `demo`.
+    /// Run folders (or their metrics.json) written by `train`, `search`, `demo` or `run`, or
+    /// folders of runs (a grid's `out`: every run below it). The `<id>.log` files and
+    /// results.jsonl that `mtrec run` writes beside its runs are skipped.
     pub runs: Vec<PathBuf>,
     /// Also write the table as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
-    /// Config name every other group is tested against (default: the best group per task).
+    /// Group every other group is tested against: a config name, or the bracketed label of
+    /// a group where runs of one name have several settings (default: the best group per task).
     #[arg(long, value_name = "NAME")]
     pub baseline: Option<String>,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    /// Print a JSON array on stdout instead of tables: one object per group.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -429,7 +439,7 @@ pub enum ReproCommand {
     /// with the statistics. Finished runs are appended to DIR/runs.jsonl: the same command
     /// again resumes, and a larger --runs adds runs to the ones done.
     #[command(
-        after_help = "Examples:\n  mtrec repro mmoe-synthetic --quick                 # a few minutes: 3 runs per cell\n  mtrec repro mmoe-synthetic --runs 200 --jobs 2     # the paper's 200 runs (hours; resumable)\n  mtrec repro mmoe-synthetic --runs 50 --out runs/mmoe-syn-50\n\nEach run trains on one thread; --jobs runs that many at once (default: all cores)."
+        after_help = "Examples:\n  mtrec repro mmoe-synthetic --quick                 # about a minute: 3 runs per cell, 3,000 steps\n  mtrec repro mmoe-synthetic --runs 200 --jobs 2     # the paper's 200 runs (about an hour on 2 idle cores; resumable)\n  mtrec repro mmoe-synthetic --runs 50 --out runs/mmoe-syn-50\n\nEach run trains on one thread; --jobs runs that many at once (default: all cores).\nOutput: runs/repro-mmoe-synthetic (with --quick runs/repro-mmoe-synthetic-quick) unless --out."
     )]
     MmoeSynthetic(MmoeSyntheticArgs),
     /// The MMoE paper's Census-Income table: every zoo model on both task groups, tuned, then
@@ -443,15 +453,16 @@ pub enum ReproCommand {
     /// (the table, the protocol, the tuned values), DIR/census.csv and DIR/census.json. The
     /// same command again resumes: finished trials and runs are kept.
     #[command(
-        after_help = "Examples:\n  mtrec repro census --quick                          # minutes: group 1, 3 models, tiny budgets\n  mtrec repro census --jobs 2                         # the full study (hours; resumable)\n  mtrec repro census --groups 1 --models mmoe,ple --trials 20 --runs 5\n  mtrec repro census --train-file census-income.data  # the paper's protocol (sha256 checked)\n\nModels: single-task, shared-bottom, l2-constrained, cross-stitch, tensor-factorization,\nomoe, mmoe, ple, adatt (the default set), cgc, adatt-sp.\nWithout --train-file the shipped test file is split 50/25/25 into train, validation and\ntest (seed 2018); with it, training uses that file and the test file is split 1:1."
+        after_help = "Examples:\n  mtrec repro census --quick                          # under a minute: group 1, 3 models, tiny budgets\n  mtrec repro census --jobs 2                         # the full study (hours; resumable)\n  mtrec repro census --groups 1 --models mmoe,ple --trials 20 --runs 5\n  mtrec repro census --train-file census-income.data  # the paper's protocol (sha256 checked)\n\nModels: single-task, shared-bottom, l2-constrained, cross-stitch, tensor-factorization,\nomoe, mmoe, ple, adatt (the default set), cgc, adatt-sp.\nWithout --train-file the shipped test file is split 50/25/25 into train, validation and\ntest (seed 2018); with it, training uses that file and the test file is split 1:1."
     )]
     Census(CensusArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct CensusArgs {
-    /// A smoke test of the whole pipeline in a few minutes on 2 cores: group 1, Single-Task,
-    /// Shared-Bottom and MMoE, 3 trials and 3 runs of one epoch on 2,000 rows per split.
+    /// A smoke test of the whole pipeline in under a minute: group 1, Single-Task,
+    /// Shared-Bottom and MMoE, 3 trials and 3 runs of one epoch on the first 5,000 rows of
+    /// each split; its figures say nothing about the models.
     #[arg(long)]
     pub quick: bool,
     /// Task groups, comma-separated (default 1,2; with --quick 1).
@@ -487,8 +498,9 @@ pub struct CensusArgs {
 
 #[derive(Args, Debug)]
 pub struct MmoeSyntheticArgs {
-    /// Small settings that finish in a few minutes on 2 cores: 3 runs per cell, one pilot run
-    /// per learning rate and correlation, 3,000 steps instead of 10,000.
+    /// A smoke test of the pipeline in about a minute of one core (a release build): 3 runs
+    /// per cell, one pilot run per learning rate and correlation, 3,000 steps instead of
+    /// 10,000. Its verdicts say nothing about the models.
     #[arg(long)]
     pub quick: bool,
     /// Runs per model and correlation (default 200, the paper's; with --quick 3).

@@ -11,9 +11,15 @@
 //! set = ["train.epochs=10"]           # optional: overrides for every run
 //!
 //! [[grid.variant]]                    # optional; none = the configs as written
+//! label = "base"                      # no `set`: the configs as written, as a variant
+//! [[grid.variant]]
 //! label = "lr3e-3"
 //! set = ["train.learning_rate=3e-3"]
 //! ```
+//!
+//! Variants replace the configs as written rather than add to them: a grid of variants only
+//! runs what it names, so a comparison of learning rates is not silently joined by runs at
+//! the file's rate, and a grid that wants them says so with a variant without `set`.
 //!
 //! Everything is checked when the grid is loaded (every config with every variant's
 //! overrides, exactly as `mtrec train --set` checks them), so a typo stops the grid before
@@ -183,7 +189,8 @@ impl Grid {
             }
         }
 
-        // (label, its overrides); no variants means the configs as written.
+        // (label, its overrides); no variants means the configs as written, and with
+        // variants only they run (see the module doc).
         let mut variants: Vec<(Option<String>, Vec<String>)> = Vec::new();
         if g.variants.is_empty() {
             variants.push((None, Vec::new()));

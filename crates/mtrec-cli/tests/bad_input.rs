@@ -128,3 +128,102 @@ fn missing_checkpoint_and_truncated_weights_are_clear_errors() {
     ]);
     assert_clean_failure(&o, &["model.safetensors"]);
 }
+
+/// How often `needle` occurs in `text`.
+fn occurrences(text: &str, needle: &str) -> usize {
+    text.matches(needle).count()
+}
+
+#[test]
+fn a_missing_file_names_the_os_error_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), "city,age,click", "");
+    let missing = dir.path().join("nope.csv");
+    let o = mtrec(&[
+        "train",
+        "--config",
+        &cfg,
+        "--set",
+        &format!("data.train={}", missing.display()),
+        "--out",
+        &dir.path().join("run").display().to_string(),
+    ]);
+    assert_clean_failure(&o, &["nope.csv", "(os error 2)"]);
+    let err = common::stderr(&o);
+    assert_eq!(occurrences(&err, "(os error 2)"), 1, "{err}");
+
+    // A missing search-space file of `mtrec tune`, through another library's error type.
+    let space = dir.path().join("nope-space.toml");
+    let o = mtrec(&[
+        "tune",
+        "--config",
+        &cfg,
+        "--space",
+        &space.display().to_string(),
+        "--out",
+        &dir.path().join("tune").display().to_string(),
+    ]);
+    assert_clean_failure(&o, &["nope-space.toml", "(os error 2)"]);
+    let err = common::stderr(&o);
+    assert_eq!(occurrences(&err, "(os error 2)"), 1, "{err}");
+}
+
+#[test]
+fn a_flag_and_a_set_of_the_same_key_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), "city,age,click", "");
+    let out = dir.path().join("run").display().to_string();
+    let base = ["train", "--config", cfg.as_str(), "--out", out.as_str()];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        mtrec(&args)
+    };
+    assert_clean_failure(
+        &with(&["--epochs", "3", "--set", "train.epochs=1"]),
+        &["--epochs 3", "--set train.epochs=1", "train.epochs"],
+    );
+    assert_clean_failure(
+        &with(&["--seed", "5", "--set", "train.seed = 7"]),
+        &["--seed 5", "--set train.seed=7"],
+    );
+    assert!(!dir.path().join("run").exists(), "it trained");
+    let o = mtrec(&[
+        "search",
+        "--config",
+        "configs/synthetic-c05-automtl.toml",
+        "--seed",
+        "5",
+        "--set",
+        "train.seed=7",
+        "--out",
+        &out,
+    ]);
+    assert_clean_failure(&o, &["--seed 5", "--set train.seed=7"]);
+}
+
+#[test]
+fn a_set_error_names_the_override_at_fault_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), "city,age,click", "");
+    let o = mtrec(&[
+        "train",
+        "--config",
+        &cfg,
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.learning_rat=0.003",
+        "--out",
+        &dir.path().join("run").display().to_string(),
+    ]);
+    assert_clean_failure(
+        &o,
+        &["exp.toml with --set train.learning_rat=0.003: unknown field `learning_rat`"],
+    );
+    assert!(
+        !common::stderr(&o).contains("--set train.epochs"),
+        "{}",
+        common::stderr(&o)
+    );
+}

@@ -145,3 +145,89 @@ fn bad_inputs_fail_with_the_file_named() {
     let o = mtrec(&["compare", &dirs[0], &log.display().to_string()]);
     assert_clean_failure(&o, &["mmoe-s2.err", "metrics.json"]);
 }
+
+/// A run with extra config lines (another setting under the same name).
+fn run_with(root: &Path, dir: &str, name: &str, seed: u64, income: f64, extra: &str) {
+    run(root, dir, name, "mmoe", seed, income, 1.8);
+    let config = root.join(dir).join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(extra);
+    std::fs::write(config, text).unwrap();
+}
+
+/// Two configs named alike but with 2 and 8 experts, seeds 1-2 each: two rows labelled with
+/// the expert count and a note; one pooled row of n = 4 would hide the difference.
+#[test]
+fn one_name_with_two_settings_is_two_rows_and_a_note() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    for (seed, two, eight) in [(1, 0.8125, 0.75), (2, 0.875, 0.8125)] {
+        let cell = |n| format!("[model]\nkind = \"mmoe\"\nn_experts = {n}\n");
+        run_with(root, &format!("two-s{seed}"), "mm", seed, two, &cell(2));
+        run_with(root, &format!("eight-s{seed}"), "mm", seed, eight, &cell(8));
+    }
+    let root_arg = root.display().to_string();
+    let o = mtrec(&["compare", &root_arg]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let s = stdout(&o);
+    assert!(
+        s.contains("mm [model.n_experts=2]") && s.contains("mm [model.n_experts=8]"),
+        "{s}"
+    );
+    assert!(
+        s.contains("Note: `mm`: its runs have 2 different settings (differing in model.n_experts)"),
+        "{s}"
+    );
+    let o = mtrec(&["compare", &root_arg, "--json"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let groups: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let groups = groups.as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    assert!(groups.iter().all(|g| g["runs"] == 2 && g["config"] == "mm"));
+    assert_eq!(groups[0]["settings"]["model.n_experts"], "2");
+    // Means 0.84375 (2 experts) and 0.78125 (8): the pooled mean 0.8125 is neither.
+    assert_eq!(groups[0]["tasks"]["income"]["mean"], 0.84375);
+    assert_eq!(groups[1]["tasks"]["income"]["mean"], 0.78125);
+    // The note goes to stderr beside the JSON.
+    assert!(common::stderr(&o).contains("2 different settings"));
+}
+
+/// `mtrec run` leaves `<id>.log` beside every run folder and results.jsonl in the grid's
+/// folder: a glob over the folder, or the folder itself, compares its runs.
+#[test]
+fn a_grid_folder_or_a_glob_over_it_compares_its_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = runs(tmp.path());
+    for d in &dirs {
+        std::fs::write(format!("{d}.log"), "INFO training\n").unwrap();
+    }
+    std::fs::write(tmp.path().join("results.jsonl"), "{}\n").unwrap();
+    let mut entries: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    entries.sort();
+    assert_eq!(entries.len(), 2 * dirs.len() + 1);
+    let mut args = vec!["compare"];
+    args.extend(entries.iter().map(String::as_str));
+    let globbed = mtrec(&args);
+    assert!(globbed.status.success(), "{}", common::stderr(&globbed));
+    let s = stdout(&globbed);
+    assert!(s.contains("+13.333"), "{s}");
+    assert!(s.contains("skipped 9 file(s) that are not runs"), "{s}");
+    let folder = mtrec(&["compare", &tmp.path().display().to_string()]);
+    assert!(folder.status.success(), "{}", common::stderr(&folder));
+    assert!(stdout(&folder).contains("+13.333"));
+    // Only logs alone: nothing to compare, said plainly.
+    let o = mtrec(&["compare", &format!("{}.log", dirs[0])]);
+    assert_clean_failure(&o, &["no run given", "logs or results"]);
+}
+
+#[test]
+fn json_help_says_it_prints_an_array() {
+    let o = mtrec(&["compare", "--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    assert!(help.contains("JSON array"), "{help}");
+    assert!(!help.contains("one JSON object on stdout"), "{help}");
+}

@@ -161,6 +161,11 @@ fn a_folder_without_runs_is_a_clear_error() {
     assert!(!dir.path().join("report.html").exists());
     let o = report(&dir.path().join("missing"), &[]);
     assert_clean_failure(&o, &["missing", "no such folder"]);
+    let file = dir.path().join("metrics.json");
+    std::fs::write(&file, "{}").unwrap();
+    let o = report(&file, &[]);
+    assert_clean_failure(&o, &["metrics.json", "expected a folder of runs"]);
+    std::fs::remove_file(&file).unwrap();
     // A broken metrics.json is named.
     let bad = dir.path().join("bad");
     std::fs::create_dir_all(&bad).unwrap();
@@ -317,4 +322,127 @@ fn the_page_renders_in_headless_chromium_without_errors_and_its_images_load() {
     // none may appear (CSP violations are logged without the page's address).
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
     assert!(console.is_empty(), "console output: {console:?}");
+}
+
+/// A run folder as `mtrec train` leaves it, as far as the report reads it: metrics with a
+/// one-epoch history and the saved config.
+fn hand_run(root: &Path, sub: &str, name: &str, seed: u64, auc: f64, model: &str) {
+    let d = root.join(sub);
+    std::fs::create_dir_all(&d).unwrap();
+    let valid = serde_json::json!({"loss": 0.5, "tasks": [{"name": "income", "kind": "binary",
+        "metrics": {"auc": auc}}]});
+    let metrics = serde_json::json!({"name": name, "model": "mmoe", "seed": seed,
+        "wall_seconds": 1.0, "tasks": {"income": {"auc": auc, "n": 10}},
+        "history": [{"epoch": 1, "train_loss": 0.7, "valid": valid}]});
+    std::fs::write(d.join("metrics.json"), metrics.to_string()).unwrap();
+    let config = format!(
+        "name = \"{name}\"\n[data]\nkind = \"census\"\ngroup = 1\n[train]\nseed = {seed}\n[model]\n{model}\n"
+    );
+    std::fs::write(d.join("config.toml"), config).unwrap();
+}
+
+/// A grid folder as `mtrec run` leaves it: runs of one name with two expert counts (as the
+/// trials of a tuning were before they were named apart), one run failed in results.jsonl,
+/// one epoch each. The report keeps the settings apart, lists the failure and draws the
+/// single-epoch curves as dots on a whole-number axis.
+#[test]
+fn a_grid_report_keeps_settings_apart_lists_failures_and_draws_one_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path();
+    for (sub, seed, n, auc) in [
+        ("a-s1", 1, 2, 0.9),
+        ("a-s2", 2, 2, 0.92),
+        ("b-s1", 1, 8, 0.8),
+    ] {
+        hand_run(
+            grid,
+            sub,
+            "m",
+            seed,
+            auc,
+            &format!("kind = \"mmoe\"\nn_experts = {n}"),
+        );
+        std::fs::write(grid.join(format!("{sub}.log")), "INFO\n").unwrap();
+    }
+    let record = |id: &str, status: &str, error: Option<&str>| {
+        serde_json::json!({"id": id, "config": "c.toml", "command": "train", "overrides": [],
+            "seed": 2, "status": status, "error": error})
+        .to_string()
+    };
+    let results = [
+        record("a-s1", "ok", None),
+        record(
+            "b-s2",
+            "failed",
+            Some("INFO loading\nerror: data/x.csv: no such file\n\nCaused by:\n  y"),
+        ),
+    ];
+    std::fs::write(grid.join("results.jsonl"), results.join("\n")).unwrap();
+    let o = report(grid, &["--no-gates"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = common::stdout(&o);
+    assert!(
+        out.contains("m [model.n_experts=2]") && out.contains("m [model.n_experts=8]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: `m`: its runs have 2 different settings"),
+        "{out}"
+    );
+    assert!(
+        out.contains("b-s2") && out.contains("data/x.csv: no such file"),
+        "{out}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(grid.join("report.json")).unwrap()).unwrap();
+    let rows = json["comparisons"][0]["rows"].as_array().unwrap();
+    let runs: Vec<u64> = rows.iter().map(|r| r["runs"].as_u64().unwrap()).collect();
+    assert_eq!(runs, [2, 1], "{rows:?}");
+    assert_eq!(json["failed_runs"][0]["id"], "b-s2");
+    assert_eq!(json["failed_runs"][0]["error"], "data/x.csv: no such file");
+    let md = std::fs::read_to_string(grid.join("report.md")).unwrap();
+    assert!(md.contains("## Failed runs (1)"), "{md}");
+    assert!(
+        md.contains("| b-s2 | data/x.csv: no such file | results.jsonl |"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(grid.join("report.html")).unwrap();
+    assert!(html.contains("Failed runs (1)") && html.contains("m [model.n_experts=8]"));
+    // One epoch: each curve is a dot (plotters writes `<circle`), inside the page's base64
+    // images; decode one and look.
+    let start =
+        html.find("data:image/svg+xml;base64,").unwrap() + "data:image/svg+xml;base64,".len();
+    let end = start + html[start..].find('"').unwrap();
+    let svg = decode_base64(&html[start..end]);
+    assert!(
+        svg.contains("<circle"),
+        "a one-epoch curve is drawn as a dot"
+    );
+    assert!(
+        !svg.contains(">0.5<") && !svg.contains(">1.5<") && !svg.contains(">0.50<"),
+        "{svg}"
+    );
+}
+
+fn decode_base64(text: &str) -> String {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let bytes: Vec<u8> = text.bytes().filter(|c| *c != b'=').map(value).collect();
+    let mut out = Vec::new();
+    for chunk in bytes.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, v)| n | (u32::from(*v) << (18 - 6 * i)));
+        for k in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * k)) as u8);
+        }
+    }
+    String::from_utf8(out).unwrap()
 }

@@ -147,6 +147,8 @@ fn quick_study_runs_end_to_end_matches_its_runs_and_resumes_without_redoing_work
         shown.contains("MMoE") && shown.contains("mean ± 95% CI"),
         "{shown}"
     );
+    // The study's own table, not the inner grid's hint to compare its runs.
+    assert!(!shown.contains("compare them:"), "{shown}");
 
     // The same command again: no trial and no run is repeated, the table is the same.
     let trials_before: Vec<String> = QUICK_MODELS

@@ -240,6 +240,17 @@ fn a_small_study_writes_consistent_figures_report_and_data_and_resumes() {
     }
     assert!(report.contains("figure4.png") && report.contains("figure5.png"));
     assert!(report.contains("Welch"));
+    // Two runs per cell: the report warns, before any verdict, that they mean nothing.
+    let warning = report
+        .find("**Warning.** Smoke test: 2 run(s) per cell")
+        .expect("no caveat in report.md");
+    assert!(warning < report.find("## The paper's observations").unwrap());
+    assert!(
+        summary["caveat"]
+            .as_str()
+            .unwrap()
+            .contains("say nothing about the models")
+    );
 
     // Again: nothing to run, nothing appended, the same numbers.
     let again = study(&out, 2, &["--json"]);
@@ -253,7 +264,18 @@ fn a_small_study_writes_consistent_figures_report_and_data_and_resumes() {
     let more = study(&out, 3, &[]);
     assert!(more.status.success(), "{}", stderr(&more));
     assert_eq!(json_lines(&out.join("runs.jsonl")).len(), 45 + 9);
-    assert!(stdout(&more).contains("report:"));
+    let shown = stdout(&more);
+    assert!(shown.contains("report:"));
+    assert!(
+        shown.contains("NOTE: Smoke test: 3 run(s) per cell"),
+        "{shown}"
+    );
+    // The full study's cost is projected at its own 10,000 steps, not these runs' 30.
+    assert!(
+        shown.contains("at 30 steps; the full study (200 runs per cell")
+            && shown.contains("scaled from 30 to 10000 steps"),
+        "{shown}"
+    );
 
     // Other settings in the same folder are refused, naming the difference.
     let other = mtrec(&[

@@ -260,7 +260,25 @@ fn printed_commands_run_as_they_are_and_are_then_recorded() {
         variants,
     );
     let g = g.to_str().unwrap();
-    let o = run(&[g, "--print-commands", "--threads-per-run", "2"]);
+    // The global --threads is the runs' threads, unless --threads-per-run says otherwise.
+    let o = mtrec(&["--threads", "3", "run", g, "--print-commands"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .lines()
+            .all(|l| l.contains(" --threads 3 train ")),
+        "{}",
+        stdout(&o)
+    );
+    let o = mtrec(&[
+        "--threads",
+        "3",
+        "run",
+        g,
+        "--print-commands",
+        "--threads-per-run",
+        "2",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     let lines: Vec<&str> = text.lines().collect();
@@ -292,9 +310,26 @@ fn printed_commands_run_as_they_are_and_are_then_recorded() {
     let o = run(&[g, "--print-commands"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "", "finished runs are not pending");
+    assert!(
+        stderr(&o).contains("nothing pending: 0 of 2 runs are recorded in")
+            && stderr(&o).contains("2 finished on disk"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = run(&[g]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[g, "--print-commands"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains(&format!(
+            "nothing pending: all 2 runs are recorded in {}",
+            out.join("results.jsonl").display()
+        )),
+        "{}",
+        stderr(&o)
+    );
     let recs = records(&out);
     assert_eq!(recs.len(), 2);
     for r in &recs {
@@ -319,6 +354,17 @@ fn finished_runs_of_other_settings_are_never_mixed_or_overwritten() {
     assert!(o.status.success(), "{}", stderr(&o));
     let metrics = out.join("synthetic-mmoe-s1").join("metrics.json");
     let made = mtime(&metrics);
+
+    // The same override written with spaces is the same setting: nothing to refuse or rerun.
+    let spaced = dir.path().join("spaced.toml");
+    let text = std::fs::read_to_string(&g)
+        .unwrap()
+        .replace("train.epochs=1", "train.epochs = 1");
+    std::fs::write(&spaced, text).unwrap();
+    let o = run(&[spaced.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("1 finished before"), "{}", stdout(&o));
+    assert_eq!(mtime(&metrics), made);
 
     // The grid changes a setting of a recorded run: refused before anything runs.
     let changed = dir.path().join("changed.toml");
@@ -449,7 +495,9 @@ fn help_shows_examples_and_the_grid_format() {
         "Examples:",
         "--print-commands",
         "[[grid.variant]]",
+        "no set: the configs as written (with variants, only the",
         "--jobs",
+        "default: the global --threads",
     ] {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }

@@ -50,12 +50,16 @@ layers = 1
 "#;
 
 fn tune(space: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    tune_config("configs/synthetic-mmoe.toml", space, out, extra)
+}
+
+fn tune_config(config: &str, space: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "--threads",
         "1",
         "tune",
         "--config",
-        "configs/synthetic-mmoe.toml",
+        config,
         "--space",
         space.to_str().unwrap(),
         "--out",
@@ -87,7 +91,11 @@ fn tunes_writes_best_config_and_resumes_to_a_larger_budget() {
         assert_eq!(line["metric"], "valid.task1.mse");
         assert!(line["objective"].as_f64().unwrap() > 0.0);
         assert!(line["wall_seconds"].as_f64().unwrap() > 0.0);
-        assert!(out.join(format!("trials/{}/metrics.json", k + 1)).exists());
+        let metrics =
+            std::fs::read_to_string(out.join(format!("trials/{}/metrics.json", k + 1))).unwrap();
+        let metrics: serde_json::Value = serde_json::from_str(&metrics).unwrap();
+        // Each trial's run is named apart, so compare and report never pool trials.
+        assert_eq!(metrics["name"], format!("synthetic-mmoe-trial-{}", k + 1));
         assert!(line["command"].as_str().unwrap().contains("train --config"));
     }
     let sources: Vec<&str> = lines
@@ -120,6 +128,27 @@ fn tunes_writes_best_config_and_resumes_to_a_larger_budget() {
     let cfg = mtrec_engine::ExperimentConfig::from_toml_file(&out.join("best.toml")).unwrap();
     assert_eq!(cfg.name, "synthetic-mmoe-tuned");
     assert_eq!(cfg.train.epochs, 1, "the fixed --set values are kept");
+    // Its header's command line pastes into a shell: a list value is quoted.
+    let text = std::fs::read_to_string(out.join("best.toml")).unwrap();
+    let header: Vec<&str> = text.lines().take_while(|l| l.starts_with('#')).collect();
+    assert!(
+        header[1].starts_with(
+            "# Equivalent to: mtrec train --config configs/synthetic-mmoe.toml --set train.epochs=1"
+        ) && header[1].contains(" --set 'model.expert=["),
+        "{text}"
+    );
+    // The shortened budget is kept, and said so, with the way back to the config's own (30).
+    assert!(
+        header[2].contains("shortened budget")
+            && header[2].contains("best.toml --set train.epochs=30"),
+        "{text}"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("keeps this tuning's shortcuts (--set train.epochs=1)")
+            && err.contains("best.toml --set train.epochs=30"),
+        "{err}"
+    );
     assert_eq!(
         cfg.train.learning_rate,
         best["params"]["train.learning_rate"].as_f64().unwrap()
@@ -145,6 +174,14 @@ fn tunes_writes_best_config_and_resumes_to_a_larger_budget() {
     let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(summary["trials"].as_array().unwrap().len(), 4);
     assert_eq!(summary["metric"], "valid.task1.mse");
+    assert_eq!(summary["shortcuts"], serde_json::json!(["train.epochs=1"]));
+    assert!(
+        summary["retrain"]
+            .as_str()
+            .unwrap()
+            .ends_with("best.toml --set train.epochs=30"),
+        "{summary}"
+    );
 
     // A finished budget runs nothing more.
     let o = tune(&space, &out, &["--trials", "4"]);
@@ -165,7 +202,25 @@ fn a_failing_trial_is_logged_and_the_tuning_goes_on() {
     )
     .unwrap();
     let out = dir.path().join("tune");
-    let o = tune(&space, &out, &[]);
+    // TINY less its data.n_valid, which the space tunes here (a --set of it is refused).
+    let mut args = vec![
+        "--threads",
+        "1",
+        "tune",
+        "--config",
+        "configs/synthetic-mmoe.toml",
+        "--space",
+        space.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for pair in TINY
+        .chunks(2)
+        .filter(|p| !p[1].starts_with("data.n_valid="))
+    {
+        args.extend(pair);
+    }
+    let o = common::mtrec(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let lines = log_lines(&out);
     assert_eq!(lines.len(), 3);
@@ -238,6 +293,165 @@ fn an_objective_the_runs_cannot_report_stops_without_logging() {
     assert_clean_failure(&o, &["no task `income` (tasks: task1, task2)"]);
     let log = out.join("trials.jsonl");
     assert!(!log.exists() || std::fs::read_to_string(&log).unwrap().is_empty());
+    // Known before any trial trains: none has a folder.
+    assert!(!out.join("trials/1").exists());
+    for (metric, needle) in [
+        ("valid.task1.auc", "task `task1` has no auc"),
+        ("valid.mean-auc", "no task has a validation AUC"),
+    ] {
+        std::fs::write(
+            &space,
+            format!("trials = 2\n[objective]\nmetric = \"{metric}\"\n[[param]]\nkey = \"train.learning_rate\"\nmin = 0.001\nmax = 0.01\n"),
+        )
+        .unwrap();
+        let o = tune(&space, &out, &[]);
+        assert_clean_failure(&o, &["space.toml: objective", needle]);
+        assert!(!out.join("trials/1").exists());
+    }
+}
+
+#[test]
+fn a_resume_with_other_settings_is_refused_naming_the_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("space.toml");
+    std::fs::write(&space, SPACE).unwrap();
+    let out = dir.path().join("tune");
+    let o = tune(&space, &out, &["--trials", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("settings.json")).unwrap()).unwrap();
+    assert_eq!(saved["config"], "configs/synthetic-mmoe.toml");
+    assert_eq!(saved["config_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(saved["objective"], "valid.task1.mse");
+    assert!(
+        saved["sets"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("train.epochs=1")),
+        "{saved}"
+    );
+
+    // Each would run a second trial under other settings and rank it with the first.
+    let cases: [(&str, Vec<&str>, &str); 3] = [
+        (
+            "configs/synthetic-mmoe.toml",
+            vec!["--set", "train.epochs=2"],
+            "--set train.epochs=2 now, but they had --set train.epochs=1",
+        ),
+        (
+            "configs/synthetic-mmoe.toml",
+            vec!["--set", "train.weight_decay=0.01"],
+            "--set train.weight_decay=0.01 now, which they did not have",
+        ),
+        (
+            "configs/synthetic-omoe.toml",
+            vec![],
+            "--config configs/synthetic-omoe.toml now, but they were made with configs/synthetic-mmoe.toml",
+        ),
+    ];
+    for (config, sets, needle) in cases {
+        let mut extra = vec!["--trials", "2"];
+        extra.extend(sets);
+        let o = tune_config(config, &space, &out, &extra);
+        assert_clean_failure(
+            &o,
+            &["were made with other settings", needle, "another --out"],
+        );
+        assert_eq!(log_lines(&out).len(), 1, "{config}");
+        assert!(!out.join("trials/2").exists());
+    }
+
+    // The same settings in another order resume (the budget is spent: nothing runs).
+    let mut reordered: Vec<&str> = vec![
+        "--threads",
+        "1",
+        "tune",
+        "--config",
+        "configs/synthetic-mmoe.toml",
+        "--space",
+        space.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--trials",
+        "1",
+    ];
+    for pair in TINY.chunks(2).rev() {
+        reordered.extend(pair);
+    }
+    let o = common::mtrec(&reordered);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(log_lines(&out).len(), 1);
+
+    // A folder from before settings were saved resumes, with a warning, and gets them.
+    std::fs::remove_file(out.join("settings.json")).unwrap();
+    let o = common::mtrec(&reordered);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no settings.json"), "{}", stderr(&o));
+    assert!(out.join("settings.json").exists());
+}
+
+#[test]
+fn a_second_tuning_of_the_same_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("space.toml");
+    std::fs::write(&space, SPACE).unwrap();
+    let out = dir.path().join("tune");
+    std::fs::create_dir_all(&out).unwrap();
+    // This test holds the lock a running tuning would hold.
+    let held = std::fs::File::create(out.join(".tune.lock")).unwrap();
+    held.try_lock().unwrap();
+    let o = tune(&space, &out, &[]);
+    assert_clean_failure(
+        &o,
+        &[&format!(
+            "another `mtrec tune` is working on {}",
+            out.display()
+        )],
+    );
+    assert!(!out.join("trials.jsonl").exists());
+    assert!(!out.join("trials/1").exists());
+}
+
+#[test]
+fn a_fixed_value_for_a_tuned_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("space.toml");
+    std::fs::write(&space, SPACE).unwrap();
+    let out = dir.path().join("tune");
+    let o = tune(&space, &out, &["--set", "model.n_experts=3"]);
+    assert_clean_failure(
+        &o,
+        &[
+            "--set model.n_experts=3",
+            "`model.n_experts` is tuned",
+            "space.toml line 16",
+        ],
+    );
+    assert!(!out.join("trials.jsonl").exists());
+}
+
+#[test]
+fn a_failure_every_design_trial_shares_stops_the_tuning() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("space.toml");
+    std::fs::write(&space, SPACE.replace("trials = 3", "trials = 5")).unwrap();
+    let out = dir.path().join("tune");
+    // An empty validation split fails every trial in training, whatever its values.
+    let o = tune(&space, &out, &["--set", "data.n_valid=0"]);
+    assert_clean_failure(
+        &o,
+        &[
+            "the first 2 trials all failed with the same error",
+            "must not be empty",
+        ],
+    );
+    let lines = log_lines(&out);
+    assert_eq!(
+        lines.len(),
+        2,
+        "the other 3 trials of the budget are not run"
+    );
+    assert!(lines.iter().all(|l| l["status"] == "failed"));
 }
 
 #[test]

@@ -10,12 +10,13 @@ use std::path::PathBuf;
 /// Errors of `mtrec-data`.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// Opening, reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    /// Opening, reading or writing a file failed. The OS error is part of the message and
+    /// deliberately not a `source()`: error reporters that print the cause chain (anyhow's
+    /// `{:#}`) would otherwise print it twice.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// A CSV row could not be read (wrong field count, invalid UTF-8, ...).
@@ -207,10 +208,10 @@ fn list_columns(cols: &[String]) -> String {
 }
 
 impl DataError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         DataError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 

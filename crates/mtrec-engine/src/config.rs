@@ -114,32 +114,45 @@ impl ExperimentConfig {
 
     /// Reads a config file and applies `--set` overrides (`train.learning_rate=3e-3`) to its
     /// TOML before the typed parse, so an override is checked exactly like a key written in
-    /// the file (unknown keys and wrong types are errors naming the key).
+    /// the file (unknown keys and wrong types are errors naming the key). An error names the
+    /// override(s) at fault rather than the file's own text, which was checked alone first.
     pub fn from_toml_file_with(path: &Path, overrides: &[Override]) -> Result<Self, EngineError> {
         let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
         // The file alone first, so its own mistakes are reported at their line.
-        let mut cfg = Self::from_toml_str(&text, path)?;
-        if !overrides.is_empty() {
-            let bad = |message: String| EngineError::Config {
-                path: path.to_path_buf(),
-                message,
-            };
-            let mut table: toml::Table =
-                toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
-            for o in overrides {
-                o.apply(&mut table).map_err(bad)?;
-            }
-            let listed = overrides
+        let cfg = Self::from_toml_str(&text, path)?;
+        if overrides.is_empty() {
+            cfg.validate(path)?;
+            return Ok(cfg);
+        }
+        let table: toml::Table = toml::from_str(&text).map_err(|e| EngineError::Config {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })?;
+        let fault = |at_fault: &[&Override], message: String| EngineError::Override {
+            path: path.to_path_buf(),
+            overrides: at_fault
                 .iter()
                 .map(|o| format!("--set {o}"))
                 .collect::<Vec<_>>()
-                .join(" ");
-            // Line numbers of the merged text would point nowhere: name the overrides instead.
-            cfg = toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| bad(format!("{} (with {listed})", e.message())))?;
+                .join(" "),
+            message,
+        };
+        let mut merged = table.clone();
+        for o in overrides {
+            o.apply(&mut merged).map_err(|m| fault(&[o], m))?;
         }
-        cfg.validate(path)?;
+        Self::typed(merged).map_err(|message| {
+            let at_fault = overrides_at_fault(&table, overrides, &message);
+            fault(&at_fault, message)
+        })
+    }
+
+    /// The typed parse and range checks of a merged table; the message carries no path.
+    fn typed(table: toml::Table) -> Result<Self, String> {
+        let cfg: Self = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.message().to_string())?;
+        cfg.check()?;
         Ok(cfg)
     }
 
@@ -149,33 +162,66 @@ impl ExperimentConfig {
 
     /// Checks what serde cannot: ranges of the training hyper-parameters.
     pub fn validate(&self, origin: &Path) -> Result<(), EngineError> {
-        let bad = |message: String| EngineError::Config {
+        self.check().map_err(|message| EngineError::Config {
             path: origin.to_path_buf(),
             message,
-        };
+        })
+    }
+
+    fn check(&self) -> Result<(), String> {
         let t = &self.train;
         if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
-            return Err(bad(format!(
+            return Err(format!(
                 "train.learning_rate must be > 0, got {}",
                 t.learning_rate
-            )));
-        }
-        if t.batch_size == 0 || t.eval_batch_size == 0 {
-            return Err(bad(
-                "train.batch_size and eval_batch_size must be >= 1".into()
             ));
         }
+        if t.batch_size == 0 || t.eval_batch_size == 0 {
+            return Err("train.batch_size and eval_batch_size must be >= 1".into());
+        }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            return Err(bad(format!(
+            return Err(format!(
                 "train.weight_decay must be >= 0, got {}",
                 t.weight_decay
-            )));
+            ));
         }
-        self.search.validate().map_err(bad)?;
+        self.search.validate()?;
         self.scheme
             .validate()
-            .map_err(|m| bad(format!("[scheme] {m}")))?;
+            .map_err(|m| format!("[scheme] {m}"))?;
         Ok(())
+    }
+}
+
+/// The overrides without which the merged config fails otherwise or not at all: leaving each
+/// out in turn and checking again finds the one at fault among many (a typo, a value of the
+/// wrong type, a `model.kind` whose fields the file does not have). All of them when none
+/// stands out (the same mistake given twice).
+fn overrides_at_fault<'a>(
+    table: &toml::Table,
+    overrides: &'a [Override],
+    message: &str,
+) -> Vec<&'a Override> {
+    if overrides.len() == 1 {
+        return overrides.iter().collect();
+    }
+    let without = |skip: usize| -> Result<ExperimentConfig, String> {
+        let mut merged = table.clone();
+        for (i, o) in overrides.iter().enumerate() {
+            if i != skip {
+                o.apply(&mut merged)?;
+            }
+        }
+        ExperimentConfig::typed(merged)
+    };
+    let at_fault: Vec<&Override> = (0..overrides.len())
+        .filter(|&i| without(i).err().as_deref() != Some(message))
+        .map(|i| &overrides[i])
+        .collect();
+    if at_fault.is_empty() {
+        overrides.iter().collect()
+    } else {
+        at_fault
     }
 }
 
@@ -228,10 +274,7 @@ impl Override {
                 .entry(part.clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             here = entry.as_table_mut().ok_or_else(|| {
-                format!(
-                    "--set {self}: `{}` is a value, not a section",
-                    self.path[..=i].join(".")
-                )
+                format!("`{}` is a value, not a section", self.path[..=i].join("."))
             })?;
         }
         here.insert(last.clone(), self.value.clone());

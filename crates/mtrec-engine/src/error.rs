@@ -6,6 +6,14 @@ use thiserror::Error;
 pub enum EngineError {
     #[error("{path}: {message}")]
     Config { path: PathBuf, message: String },
+    /// A config that `--set` overrides made invalid; `overrides` lists those at fault
+    /// (`--set train.learning_rat=0.003`).
+    #[error("{path} with {overrides}: {message}")]
+    Override {
+        path: PathBuf,
+        overrides: String,
+        message: String,
+    },
     #[error(transparent)]
     Data(#[from] mtrec_data::DataError),
     #[error(transparent)]

@@ -97,3 +97,53 @@ fn set_overrides_are_checked_like_file_keys() {
             .is_err()
     );
 }
+
+#[test]
+fn a_set_error_names_only_the_override_at_fault() {
+    let path = shipped("census-g1-mmoe.toml");
+    let shown = path.display().to_string();
+    let err = |sets: &[&str]| {
+        let sets: Vec<_> = sets.iter().map(|s| set(s)).collect();
+        ExperimentConfig::from_toml_file_with(&path, &sets)
+            .unwrap_err()
+            .to_string()
+    };
+    // A typo among good overrides: only the typo is named, in front of the message.
+    let typo = err(&[
+        "train.epochs=2",
+        "train.learning_rat=0.003",
+        "model.n_experts=4",
+    ]);
+    assert!(
+        typo.starts_with(&format!("{shown} with --set train.learning_rat=0.003: ")),
+        "{typo}"
+    );
+    assert!(typo.contains("unknown field `learning_rat`"), "{typo}");
+    assert!(
+        !typo.contains("train.epochs") && !typo.contains("n_experts"),
+        "{typo}"
+    );
+    // A range check and a wrong type are blamed the same way.
+    let range = err(&["train.epochs=2", "train.learning_rate=-1"]);
+    assert!(
+        range.starts_with(&format!("{shown} with --set train.learning_rate=-1: ")),
+        "{range}"
+    );
+    let wrong_type = err(&["train.epochs=many", "name=x"]);
+    assert!(
+        wrong_type.starts_with(&format!("{shown} with --set train.epochs=\"many\": ")),
+        "{wrong_type}"
+    );
+    // An override into a value names itself once.
+    let into_value = err(&["train.epochs=2", "name.x=1"]);
+    assert_eq!(
+        into_value,
+        format!("{shown} with --set name.x=1: `name` is a value, not a section")
+    );
+    // The same mistake twice: neither alone is at fault, both are named.
+    let twice = err(&["train.learning_rat=1", "train.learning_rat=2"]);
+    assert!(
+        twice.contains("with --set train.learning_rat=1 --set train.learning_rat=2: "),
+        "{twice}"
+    );
+}

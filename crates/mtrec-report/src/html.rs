@@ -105,9 +105,11 @@ pub(crate) fn usage_note(effective: f64, reachable: usize, share: f64) -> String
 pub(crate) const DEFINITIONS: &[(&str, &str)] = &[
     (
         "mean ± std [95 % CI]",
-        "Over the runs of one config (its seeds): the mean test figure, the sample standard \
-         deviation (divisor n - 1) and the 95 % confidence interval of the mean from the \
-         t-distribution with n - 1 degrees of freedom. One run shows its figure alone.",
+        "Over the runs of one config name and settings (its seeds; runs of one name with \
+         other settings are rows of their own, labelled with the keys that differ): the mean \
+         test figure, the sample standard deviation (divisor n - 1) and the 95 % confidence \
+         interval of the mean from the t-distribution with n - 1 degrees of freedom. One run \
+         shows its figure alone.",
     ),
     (
         "Δm",
@@ -163,6 +165,7 @@ pub fn render_html(page: &ReportPage) -> String {
     for note in &page.notes {
         let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(note));
     }
+    failed_runs_html(&mut h, page);
     h.push_str("<h2 id=\"contents\">Contents</h2>\n<ul>\n");
     for (i, c) in page.comparisons.iter().enumerate() {
         let _ = writeln!(
@@ -195,6 +198,29 @@ pub fn render_html(page: &ReportPage) -> String {
     }
     h.push_str("</dl>\n</body>\n</html>\n");
     h
+}
+
+/// The runs a grid recorded as failed: they have no figures, so the tables alone would hide
+/// them.
+fn failed_runs_html(h: &mut String, page: &ReportPage) {
+    if page.failed_runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<h2 id=\"failed\">Failed runs ({})</h2>\n<p class=\"muted\">Recorded as failed by <code>mtrec run</code>: no figures of theirs appear below. Its log is <code>&lt;id&gt;.log</code> beside the run folder; running the grid again retries them.</p>\n<table>\n<tr><th class=\"l\">run</th><th class=\"l\">error</th><th class=\"l\">recorded in</th></tr>",
+        page.failed_runs.len()
+    );
+    for f in &page.failed_runs {
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            esc(&f.id),
+            esc(&f.error),
+            esc(&f.results)
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 fn comparison_html(h: &mut String, i: usize, c: &Comparison) {
@@ -480,11 +506,18 @@ mod tests {
             comparisons: Vec::new(),
             groups: Vec::new(),
             notes: vec!["a & b".into()],
+            failed_runs: vec![crate::page::FailedRun {
+                id: "mmoe-s<2>".into(),
+                error: "out of memory".into(),
+                results: "results.jsonl".into(),
+            }],
             link_root: None,
         };
         let html = render_html(&page);
         assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
         assert!(html.contains("runs &lt;of&gt; today") && html.contains("a &amp; b"));
+        assert!(html.contains("Failed runs (1)") && html.contains("mmoe-s&lt;2&gt;"));
+        assert!(html.contains("<td class=\"l\">out of memory</td>"));
         assert!(html.contains(&format!("content=\"{CSP}\"")));
         for remote in ["http://", "https://", "<script", "<link"] {
             // The SVG namespace is a name, not a fetch; nothing else may point outside.

@@ -12,6 +12,7 @@ pub mod markdown;
 pub mod page;
 pub mod plot;
 pub mod runs;
+pub mod settings;
 pub mod stats;
 pub mod table;
 

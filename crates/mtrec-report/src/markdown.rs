@@ -43,6 +43,21 @@ pub fn render_markdown(page: &ReportPage) -> String {
     for note in &page.notes {
         let _ = writeln!(m, "> **Note:** {note}\n");
     }
+    if !page.failed_runs.is_empty() {
+        let _ = writeln!(
+            m,
+            "## Failed runs ({})\n\nRecorded as failed by `mtrec run`: no figures of theirs appear below. Its log is `<id>.log` beside the run folder; running the grid again retries them.\n",
+            page.failed_runs.len()
+        );
+        m.push_str(&header(
+            &["run", "error", "recorded in"].map(String::from),
+            &[false, false, false],
+        ));
+        for f in &page.failed_runs {
+            m.push_str(&row(&[f.id.clone(), f.error.clone(), f.results.clone()]));
+        }
+        m.push('\n');
+    }
     for (i, c) in page.comparisons.iter().enumerate() {
         comparison_md(&mut m, i, c);
     }
@@ -252,6 +267,30 @@ fn group_md(m: &mut String, g: &GroupSection, link_root: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_runs_are_listed() {
+        let page = ReportPage {
+            title: "t".into(),
+            dir: "runs/g".into(),
+            n_runs: 0,
+            comparisons: Vec::new(),
+            groups: Vec::new(),
+            notes: Vec::new(),
+            failed_runs: vec![crate::page::FailedRun {
+                id: "mmoe-s2".into(),
+                error: "no such file | x".into(),
+                results: "results.jsonl".into(),
+            }],
+            link_root: None,
+        };
+        let md = render_markdown(&page);
+        assert!(md.contains("## Failed runs (1)"), "{md}");
+        assert!(
+            md.contains("| mmoe-s2 | no such file \\| x | results.jsonl |"),
+            "{md}"
+        );
+    }
 
     #[test]
     fn cells_escape_pipes_and_headers_align_numbers_right() {

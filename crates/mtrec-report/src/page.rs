@@ -3,9 +3,10 @@
 //! ([`crate::html`]) and markdown ([`crate::markdown`]) pages render this one model, so the
 //! two never disagree, and it serialises as the report's JSON.
 //!
-//! Runs are grouped by config name (the seeds of one experiment, as `mtrec compare` does)
-//! within the same data and tasks; the data is the run's `[data]` section without its `seed`
-//! keys, so repeated runs on freshly drawn data still form one group.
+//! Runs are grouped by config name and settings (the seeds of one experiment, as `mtrec
+//! compare` does; see [`crate::comparison::split_by_settings`]) within the same data and
+//! tasks; the data is the run's `[data]` section without its `seed` keys, so repeated runs on
+//! freshly drawn data still form one group.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use crate::comparison::{
     self, DeltaReference, Group, RepeatedSeeds, SINGLE_TASK, single_task_with_most_runs,
+    split_by_settings,
 };
 use crate::plot::{Panel, Series, write_svg};
 use crate::runs::{Metric, RunRecord, TaskFigure};
@@ -143,6 +145,18 @@ pub struct Comparison {
     pub paired: Vec<PairedRow>,
 }
 
+/// A run that a grid runner (`mtrec run`) recorded as failed: it has no figures to show,
+/// but a report that left it out would look complete.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedRun {
+    /// The run's id in its grid.
+    pub id: String,
+    /// The line of its error that says why.
+    pub error: String,
+    /// The results file that records it.
+    pub results: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportPage {
     pub title: String,
@@ -150,8 +164,11 @@ pub struct ReportPage {
     pub n_runs: usize,
     pub comparisons: Vec<Comparison>,
     pub groups: Vec<GroupSection>,
-    /// Runs that could not be read, and other warnings.
+    /// Runs that could not be read, names split by settings, seeds run twice, and other
+    /// warnings.
     pub notes: Vec<String>,
+    /// Runs recorded as failed in the results files under the folder.
+    pub failed_runs: Vec<FailedRun>,
     /// Where the markdown's links to run figures start: `None` when the markdown lies in the
     /// report's folder (links relative to it), else that folder's path.
     #[serde(skip)]
@@ -204,47 +221,49 @@ fn slug(text: &str, i: usize) -> String {
 /// (run labels are relative to it).
 pub fn build_page(title: &str, dir: &Path, runs: Vec<(RunRecord, RunExtras)>) -> ReportPage {
     let n_runs = runs.len();
-    // (data key, task list) -> (data label, config name -> runs)
-    type Groups = BTreeMap<String, Vec<(RunRecord, RunExtras)>>;
-    let mut by_data: BTreeMap<(String, Vec<String>), (String, Groups)> = BTreeMap::new();
+    // (data key, task list) -> (data label, runs)
+    type Members = Vec<(RunRecord, RunExtras)>;
+    let mut by_data: BTreeMap<(String, Vec<String>), (String, Members)> = BTreeMap::new();
     for (run, extras) in runs {
         let (key, label) = data_of(&run.dir);
         let tasks: Vec<String> = run.tasks.keys().cloned().collect();
         by_data
             .entry((key, tasks))
-            .or_insert_with(|| (label, BTreeMap::new()))
+            .or_insert_with(|| (label, Vec::new()))
             .1
-            .entry(run.name.clone())
-            .or_default()
             .push((run, extras));
     }
     let mut comparisons = Vec::new();
     let mut groups = Vec::new();
-    for ((_, task_names), (data_label, by_name)) in by_data {
+    let mut notes = Vec::new();
+    for ((_, task_names), (data_label, members)) in by_data {
+        let (sets, split) = split_by_settings(members, |m: &(RunRecord, RunExtras)| &m.0);
+        notes.extend(split);
         let tasks: Vec<(String, Metric)> = task_names
             .iter()
             .map(|t| {
-                let metric = by_name
-                    .values()
-                    .flatten()
+                let metric = sets
+                    .iter()
+                    .flat_map(|s| &s.members)
                     .find_map(|(r, _)| r.tasks.get(t).map(|f| f.metric))
                     .unwrap_or(Metric::Auc);
                 (t.clone(), metric)
             })
             .collect();
         let mut compared = Vec::new();
-        for (name, mut members) in by_name {
-            members.sort_by(|a, b| (a.0.seed, &a.0.dir).cmp(&(b.0.seed, &b.0.dir)));
-            let anchor = slug(&name, groups.len());
-            let records: Vec<&RunRecord> = members.iter().map(|(r, _)| r).collect();
+        for mut set in sets {
+            set.members
+                .sort_by(|a, b| (a.0.seed, &a.0.dir).cmp(&(b.0.seed, &b.0.dir)));
+            let anchor = slug(&set.label, groups.len());
             // Members are in seed and folder order: a seed run twice pairs its last folder.
-            let group = Group::new(&name, &records, RepeatedSeeds::Last);
+            let group = Group::of_set(&set, |m| &m.0, RepeatedSeeds::Last);
+            notes.extend(group.repeated_seed_notes(RepeatedSeeds::Last));
             groups.push(group_section(
-                &name,
+                &set.label,
                 &group.model,
                 anchor.clone(),
                 dir,
-                members,
+                set.members,
             ));
             compared.push((group, anchor));
         }
@@ -282,7 +301,8 @@ pub fn build_page(title: &str, dir: &Path, runs: Vec<(RunRecord, RunExtras)>) ->
         n_runs,
         comparisons,
         groups,
-        notes: Vec::new(),
+        notes,
+        failed_runs: Vec::new(),
         link_root: None,
     }
 }
@@ -638,6 +658,66 @@ mod tests {
         assert_eq!(g.curves.len(), 3, "train loss, validation loss, income AUC");
         assert!(g.curves.iter().all(|svg| svg.contains("<svg")));
         assert!(g.curves[2].contains("validation AUC: income"));
+    }
+
+    fn set_experts(root: &Path, sub: &str, experts: u64) {
+        let path = root.join(sub).join("config.toml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!(
+            "[model]\nkind = \"mmoe\"\nn_experts = {experts}\n"
+        ));
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// One config name trained with 2 and with 8 experts (seeds 1 and 2 each): two rows of two
+    /// runs, labelled with the expert count, and a note; never one row of four.
+    #[test]
+    fn one_name_with_two_settings_makes_two_rows_and_a_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (sub, seed, experts, auc) in [
+            ("a1", 1, 2, 0.90),
+            ("a2", 2, 2, 0.92),
+            ("b1", 1, 8, 0.80),
+            ("b2", 2, 8, 0.82),
+        ] {
+            write_run(root, sub, "m", "mmoe", seed, &[("income", auc)]);
+            set_experts(root, sub, experts);
+        }
+        let page = build_page("t", root, load(root, &["a1", "a2", "b1", "b2"]));
+        let rows = &page.comparisons[0].rows;
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["m [model.n_experts=2]", "m [model.n_experts=8]"]);
+        assert!(rows.iter().all(|r| r.runs == 2));
+        assert!((rows[0].tasks[0].as_ref().unwrap().mean - 0.91).abs() < 1e-12);
+        assert_eq!(page.groups.len(), 2);
+        assert_eq!(page.groups[1].runs[0].label, "b1");
+        assert_eq!(page.notes.len(), 1, "{:?}", page.notes);
+        assert!(
+            page.notes[0]
+                .contains("`m`: its runs have 2 different settings (differing in model.n_experts)"),
+            "{:?}",
+            page.notes
+        );
+    }
+
+    /// The same settings and seed in two folders: one group of two runs, and a note that
+    /// the paired tests take the later folder.
+    #[test]
+    fn a_seed_run_twice_is_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_run(root, "a", "m", "mmoe", 1, &[("income", 0.9)]);
+        write_run(root, "b", "m", "mmoe", 1, &[("income", 0.8)]);
+        let page = build_page("t", root, load(root, &["a", "b"]));
+        assert_eq!(page.comparisons[0].rows[0].runs, 2);
+        assert_eq!(page.notes.len(), 1, "{:?}", page.notes);
+        let note = &page.notes[0];
+        assert!(note.starts_with("`m`: seed 1 ran 2 times"), "{note}");
+        assert!(
+            note.contains("use the last of them") && note.ends_with("the means every run"),
+            "{note}"
+        );
     }
 
     #[test]

@@ -282,6 +282,7 @@ fn draw_lines<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc(&panel.x_label)
         .y_desc(&panel.y_label)
+        .x_labels(x_label_count(xs, whole))
         .x_label_formatter(&|x| tick(*x, whole))
         .draw()?;
     for s in &panel.series {
@@ -290,8 +291,30 @@ fn draw_lines<DB: DrawingBackend>(
             .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))?
             .label(&s.name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c));
+        if s.points.len() == 1 {
+            chart.draw_series(s.points.iter().map(|&p| marker(p, c)))?;
+        }
     }
     legend(&mut chart)
+}
+
+/// A dot for a series of one point (a run of one epoch, a tuning of one trial), which a line
+/// cannot show.
+fn marker(point: (f64, f64), colour: RGBAColor) -> Circle<(f64, f64), u32> {
+    Circle::new(point, 4, colour.filled())
+}
+
+/// How many x labels to ask plotters for: at most one per whole number in the range where
+/// the data are whole (epochs, trials, steps). Plotters' steps are 1, 2 or 5 times a power of
+/// ten, the finest that fit the count, so no step then falls below 1 and no tick between two
+/// epochs (`1.5`); else its default.
+fn x_label_count((lo, hi): (f64, f64), whole: bool) -> usize {
+    const DEFAULT: usize = 10;
+    if !whole || !lo.is_finite() || !hi.is_finite() {
+        return DEFAULT;
+    }
+    let wholes = (hi.floor() - lo.ceil() + 1.0).max(1.0);
+    (wholes as usize).min(DEFAULT)
 }
 
 fn draw_bands<DB: DrawingBackend>(
@@ -318,11 +341,11 @@ fn draw_bands<DB: DrawingBackend>(
         // within one decade with a single label.
         let y = (lo..hi).log_scale().with_key_points(log_ticks(lo, hi));
         let mut chart = builder.build_cartesian_2d(xs.0..xs.1, y)?;
-        fill_bands(&mut chart, panel, colour, whole, Some(&|y| short(*y)))
+        fill_bands(&mut chart, panel, colour, (xs, whole), Some(&|y| short(*y)))
     } else {
         let ys = range(ys());
         let mut chart = builder.build_cartesian_2d(xs.0..xs.1, ys.0..ys.1)?;
-        fill_bands(&mut chart, panel, colour, whole, None)
+        fill_bands(&mut chart, panel, colour, (xs, whole), None)
     }
 }
 
@@ -331,7 +354,7 @@ fn fill_bands<'a, DB, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
     panel: &BandPanel,
     colour: &dyn Fn(&str) -> RGBAColor,
-    whole: bool,
+    (xs, whole): ((f64, f64), bool),
     y_format: Option<&dyn Fn(&f64) -> String>,
 ) -> DrawResult<DB>
 where
@@ -342,6 +365,7 @@ where
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(&panel.x_label)
         .y_desc(&panel.y_label)
+        .x_labels(x_label_count(xs, whole))
         .x_label_formatter(&x_format);
     if let Some(f) = y_format {
         mesh.y_label_formatter(f);
@@ -366,6 +390,9 @@ where
             ))?
             .label(&s.name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c));
+        if let [p] = s.points.as_slice() {
+            chart.draw_series(std::iter::once(Circle::new((p.x, p.y), 4, c.filled())))?;
+        }
     }
     legend(chart)
 }
@@ -644,6 +671,82 @@ mod tests {
         assert_eq!(tick(2.5, true), "2.50");
         assert_eq!(tick(0.01234, false), "0.0123");
         assert_eq!(tick(123.4, false), "123");
+    }
+
+    /// The text of every `<text>` element of an SVG document.
+    fn svg_texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let body = &t[t.find('>')? + 1..];
+                Some(body[..body.find("</text>")?].trim().to_string())
+            })
+            .collect()
+    }
+
+    /// Tick labels that are numbers within `[lo, hi]` but not whole.
+    fn fractional_ticks(svg: &str, lo: f64, hi: f64) -> Vec<String> {
+        svg_texts(svg)
+            .into_iter()
+            .filter(|t| {
+                t.parse::<f64>()
+                    .is_ok_and(|v| (lo..=hi).contains(&v) && v.fract() != 0.0)
+            })
+            .collect()
+    }
+
+    fn svg_of(points: Vec<(f64, f64)>) -> String {
+        let mut p = panel();
+        p.series[0].points = points;
+        render_svg(&row_of(&[p])).unwrap()
+    }
+
+    /// Epochs 1-3 (y values far from the x range, so no y tick is mistaken for an x one):
+    /// ticks 1, 2 and 3 only, no 1.5.
+    #[test]
+    fn whole_x_data_get_whole_ticks() {
+        let svg = svg_of(vec![(1.0, 0.5), (2.0, 0.3), (3.0, 0.25)]);
+        assert!(
+            fractional_ticks(&svg, 0.8, 3.2).is_empty(),
+            "{:?}",
+            svg_texts(&svg)
+        );
+        let texts = svg_texts(&svg);
+        for t in ["1", "2", "3"] {
+            assert!(texts.iter().any(|x| x == t), "{texts:?}");
+        }
+        // Two trials: 1 and 2.
+        let svg = svg_of(vec![(1.0, 10.0), (2.0, 10.5)]);
+        assert!(
+            fractional_ticks(&svg, 0.8, 2.2).is_empty(),
+            "{:?}",
+            svg_texts(&svg)
+        );
+        // Many epochs: whole steps, at most the default count.
+        let svg = svg_of((1..=40).map(|e| (e as f64, 100.0 + e as f64)).collect());
+        assert!(
+            fractional_ticks(&svg, 0.0, 42.0).is_empty(),
+            "{:?}",
+            svg_texts(&svg)
+        );
+        assert_eq!(x_label_count((0.95, 2.05), true), 2);
+        assert_eq!(x_label_count((-1.0, 100.0), true), 10);
+        assert_eq!(x_label_count((0.1, 0.9), true), 1);
+        assert_eq!(x_label_count((0.0, 1.0), false), 10);
+    }
+
+    /// A run of one epoch: the point is drawn as a dot, the axis ticks it as 1.
+    #[test]
+    fn a_series_of_one_point_is_drawn_as_a_dot() {
+        let svg = svg_of(vec![(1.0, 10.0)]);
+        assert!(svg.contains("<circle"), "no marker");
+        assert!(
+            fractional_ticks(&svg, 0.4, 1.6).is_empty(),
+            "{:?}",
+            svg_texts(&svg)
+        );
+        assert!(svg_texts(&svg).iter().any(|t| t == "1"));
+        assert!(!svg_of(vec![(1.0, 10.0), (2.0, 9.0)]).contains("<circle"));
     }
 
     #[test]

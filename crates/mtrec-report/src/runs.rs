@@ -1,12 +1,15 @@
 //! Finished runs as written by `mtrec train`, `search` and `demo`: a folder with `metrics.json`
 //! (the test figures, timings, model kind and config name) and the resolved `config.toml`
-//! (where the seed lives when the metrics do not carry it). Every comparison and report reads
+//! (where the seed lives when the metrics do not carry it, and the settings that tell apart
+//! different experiments under one name). Every comparison and report reads
 //! runs through [`load_run`], so they agree on what a run's figures are.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+use crate::settings::{SEARCH_MODEL, experiment_settings};
 
 /// The file of test figures in a run folder.
 pub const METRICS_FILE: &str = "metrics.json";
@@ -100,6 +103,10 @@ pub struct RunRecord {
     /// The whole metrics.json, for reports that need more (history, architecture, ...).
     #[serde(skip)]
     pub metrics: serde_json::Value,
+    /// The experiment's settings from the saved config.toml (see [`crate::settings`]): runs
+    /// of one name repeat one experiment only where these agree. `None` without a config.
+    #[serde(skip)]
+    pub settings: Option<toml::Table>,
 }
 
 /// Reads a run folder, or a metrics.json file directly (its folder is then the run's).
@@ -154,11 +161,14 @@ pub fn load_run(path: &Path) -> Result<RunRecord, RunError> {
             },
         );
     }
+    let config = read_config(&dir)?;
     let seed = match &metrics.get("seed") {
-        Some(serde_json::Value::Null) | None => config_seed(&dir)?,
+        Some(serde_json::Value::Null) | None => config_seed(&dir, config.as_ref())?,
         Some(v) => Some(v.as_u64().ok_or_else(|| field("seed", "not an integer"))?),
     };
+    let search = model == SEARCH_MODEL;
     Ok(RunRecord {
+        settings: config.map(|c| experiment_settings(c, search)),
         name,
         model,
         seed,
@@ -171,8 +181,8 @@ pub fn load_run(path: &Path) -> Result<RunRecord, RunError> {
     })
 }
 
-/// `[train] seed` of the run's saved config; `None` where the run has no config.toml.
-fn config_seed(dir: &Path) -> Result<Option<u64>, RunError> {
+/// The run's saved config; `None` where the run has no config.toml.
+fn read_config(dir: &Path) -> Result<Option<toml::Table>, RunError> {
     let path = dir.join(CONFIG_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -184,18 +194,97 @@ fn config_seed(dir: &Path) -> Result<Option<u64>, RunError> {
             });
         }
     };
-    let config: toml::Table = text
-        .parse()
+    text.parse()
+        .map(Some)
         .map_err(|e: toml::de::Error| RunError::Config {
-            path: path.clone(),
+            path,
             message: e.to_string(),
-        })?;
-    match config.get("train").and_then(|t| t.get("seed")) {
+        })
+}
+
+/// `[train] seed` of the run's saved config; `None` where the run has no config.toml.
+fn config_seed(dir: &Path, config: Option<&toml::Table>) -> Result<Option<u64>, RunError> {
+    match config
+        .and_then(|c| c.get("train"))
+        .and_then(|t| t.get("seed"))
+    {
         None => Ok(None),
         Some(toml::Value::Integer(s)) if *s >= 0 => Ok(Some(*s as u64)),
         Some(other) => Err(RunError::Config {
-            path,
+            path: dir.join(CONFIG_FILE),
             message: format!("`train.seed` is {other}, not a non-negative integer"),
         }),
+    }
+}
+
+/// Every folder at or below `root`, sorted; hidden folders (a checkpoint being written,
+/// `.git`) and symbolic links are not entered.
+pub fn folders_below(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        out.push(dir.clone());
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if !hidden && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The run folders at or below `root`: those holding a metrics file, sorted.
+pub fn find_runs(root: &Path) -> Vec<PathBuf> {
+    folders_below(root)
+        .into_iter()
+        .filter(|d| d.join(METRICS_FILE).is_file())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_found_below_the_folder_but_not_in_hidden_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["a", "b/c", ".a.tmp-1", "b"] {
+            let d = dir.path().join(sub);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(METRICS_FILE), "{}").unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+        let found = find_runs(dir.path());
+        let rel: Vec<_> = found
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(rel, vec!["a", "b", "b/c"]);
+    }
+
+    /// Two seeds of one experiment share settings; another expert count does not.
+    #[test]
+    fn settings_leave_out_the_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |sub: &str, seed: u64, experts: u64| {
+            let d = dir.path().join(sub);
+            std::fs::create_dir_all(&d).unwrap();
+            let m = serde_json::json!({"name": "x", "model": "mmoe", "tasks": {}});
+            std::fs::write(d.join(METRICS_FILE), m.to_string()).unwrap();
+            let c =
+                format!("name = \"x\"\n[train]\nseed = {seed}\n[model]\nn_experts = {experts}\n");
+            std::fs::write(d.join(CONFIG_FILE), c).unwrap();
+            load_run(&d).unwrap()
+        };
+        let (a, b, c) = (write("a", 1, 2), write("b", 2, 2), write("c", 1, 4));
+        assert_eq!((a.seed, b.seed), (Some(1), Some(2)));
+        assert!(a.settings.is_some());
+        assert_eq!(a.settings, b.settings);
+        assert_ne!(a.settings, c.settings);
     }
 }

@@ -89,6 +89,36 @@ impl Metric {
         })
     }
 
+    /// Whether runs over `tasks` (each task's name and the figures it reports: AUC and
+    /// logloss for a binary task, MSE for a regression) report this figure: checked against
+    /// the config before the first trial, since a figure no run has fails every trial alike.
+    pub fn check_reportable(&self, tasks: &[(&str, &[TaskMetric])]) -> Result<(), String> {
+        match self {
+            Self::Loss => Ok(()),
+            Self::MeanAuc => {
+                if tasks.iter().any(|(_, m)| m.contains(&TaskMetric::Auc)) {
+                    Ok(())
+                } else {
+                    Err(format!("{self}: no task has a validation AUC"))
+                }
+            }
+            Self::Task { task, metric } => {
+                let Some((_, figures)) = tasks.iter().find(|(name, _)| name == task) else {
+                    let names: Vec<&str> = tasks.iter().map(|(name, _)| *name).collect();
+                    return Err(format!(
+                        "{self}: no task `{task}` (tasks: {})",
+                        names.join(", ")
+                    ));
+                };
+                if figures.contains(metric) {
+                    Ok(())
+                } else {
+                    Err(format!("{self}: task `{task}` has no {}", metric.name()))
+                }
+            }
+        }
+    }
+
     /// The direction in which the figure improves: AUC up, losses and errors down.
     pub fn natural_direction(&self) -> Direction {
         match self {
@@ -162,6 +192,46 @@ mod tests {
         assert!(e.contains("unknown metric `f1`"), "{e}");
         assert!(Metric::parse("income.auc").is_err());
         assert!(Metric::parse("valid.auc").is_err());
+    }
+
+    #[test]
+    fn reportable_figures_follow_the_tasks_and_their_kinds() {
+        use TaskMetric::*;
+        let binary: &[TaskMetric] = &[Auc, Logloss];
+        let regression: &[TaskMetric] = &[Mse];
+        let mixed = [("income", binary), ("watch.time", regression)];
+        for ok in [
+            "valid.income.auc",
+            "valid.income.logloss",
+            "valid.watch.time.mse",
+            "valid.mean-auc",
+            "valid.loss",
+        ] {
+            Metric::parse(ok).unwrap().check_reportable(&mixed).unwrap();
+        }
+        let e = |text: &str, tasks: &[(&str, &[TaskMetric])]| {
+            Metric::parse(text)
+                .unwrap()
+                .check_reportable(tasks)
+                .unwrap_err()
+        };
+        assert_eq!(
+            e("valid.incme.auc", &mixed),
+            "valid.incme.auc: no task `incme` (tasks: income, watch.time)"
+        );
+        assert_eq!(
+            e("valid.watch.time.auc", &mixed),
+            "valid.watch.time.auc: task `watch.time` has no auc"
+        );
+        assert_eq!(
+            e("valid.income.mse", &mixed),
+            "valid.income.mse: task `income` has no mse"
+        );
+        let regressions = [("task1", regression), ("task2", regression)];
+        assert_eq!(
+            e("valid.mean-auc", &regressions),
+            "valid.mean-auc: no task has a validation AUC"
+        );
     }
 
     #[test]

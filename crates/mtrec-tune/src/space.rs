@@ -61,6 +61,10 @@ use crate::objective::{Direction, Metric, Objective};
 /// Tuned values by config key.
 pub type Assignment = BTreeMap<String, toml::Value>;
 
+/// Latin hypercubes drawn at most to find one without a repeated point (see
+/// [`Space::latin_hypercube`]); a few suffice wherever a design without repeats is likely.
+const DESIGN_DRAWS: usize = 200;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Space {
     pub params: Vec<Param>,
@@ -267,7 +271,30 @@ impl Space {
 
     /// `n` points of a Latin hypercube: each numeric parameter's range cut into `n` equal
     /// slices with one point in each, each choice's values used equally often (up to one).
+    ///
+    /// Training is seeded, so a point drawn twice is a trial that teaches nothing. With choices
+    /// and narrow integers the shuffles can pair the same values twice (two choices of two
+    /// values give four configs, and three points repeat one about a third of the time), so a
+    /// design with a repeat is drawn again, keeping the one with fewest repeats where the space
+    /// has fewer distinct points than `n`.
     pub fn latin_hypercube<R: Rng>(&self, n: usize, rng: &mut R) -> Vec<Vec<f64>> {
+        let mut best: Option<(usize, Vec<Vec<f64>>)> = None;
+        for _ in 0..DESIGN_DRAWS {
+            let design = self.latin_hypercube_once(n, rng);
+            let repeats = (0..design.len())
+                .filter(|&i| design[..i].contains(&design[i]))
+                .count();
+            if best.as_ref().is_none_or(|(r, _)| repeats < *r) {
+                best = Some((repeats, design));
+            }
+            if repeats == 0 {
+                break;
+            }
+        }
+        best.map(|(_, d)| d).unwrap_or_default()
+    }
+
+    fn latin_hypercube_once<R: Rng>(&self, n: usize, rng: &mut R) -> Vec<Vec<f64>> {
         let mut points = vec![Vec::with_capacity(self.dims()); n];
         for p in &self.params {
             let mut slots: Vec<usize> = (0..n).collect();
@@ -288,6 +315,15 @@ impl Space {
             }
         }
         points.iter().map(|x| self.snap(x)).collect()
+    }
+
+    /// The tuned parameter that a config key (dotted, split into parts) falls under: the
+    /// key itself or a key inside it, which a fixed value could only fight with.
+    pub fn param_covering(&self, path: &[String]) -> Option<&Param> {
+        self.params.iter().find(|p| {
+            let key: Vec<&str> = p.key.split('.').map(str::trim).collect();
+            key.len() <= path.len() && key.iter().zip(path).all(|(k, q)| *k == q.trim())
+        })
     }
 
     /// `key=value` strings, in the space's order, as `mtrec train --set` takes them.
@@ -721,6 +757,77 @@ values = ["fixed", "uncertainty", "meta-balance"]
             counts[p[3..6].iter().position(|&v| v == 1.0).unwrap()] += 1;
         }
         assert_eq!(counts, [2, 2, 2]);
+    }
+
+    fn two_binary_choices() -> Space {
+        Space::from_toml_str(
+            "[objective]\nmetric = \"valid.loss\"\n\
+             [[param]]\nkey = \"weighting.kind\"\nvalues = [\"fixed\", \"uncertainty\"]\n\
+             [[param]]\nkey = \"model.kind\"\nvalues = [\"mmoe\", \"omoe\"]\n",
+            Path::new("s.toml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_design_repeats_no_point_where_the_space_has_enough() {
+        // Two choices of two values: 4 configs. A single shuffle repeats one of 3 points with
+        // probability 1/3 (the two points sharing the first choice's majority value also share
+        // the second's iff its minority value sits on the remaining point), so 40 seeds would
+        // all escape by chance with probability (2/3)^40, about 1e-7.
+        let s = two_binary_choices();
+        for seed in 0..40 {
+            let points = s.latin_hypercube(3, &mut ChaCha8Rng::seed_from_u64(seed));
+            assert_eq!(points.len(), 3);
+            for i in 0..3 {
+                assert!(
+                    !points[..i].contains(&points[i]),
+                    "seed {seed}: point {i} repeats: {points:?}"
+                );
+            }
+            // Still balanced: each choice's values used 2 and 1 times.
+            for at in [0, 2] {
+                let ones = points.iter().filter(|p| p[at] == 1.0).count();
+                assert!(ones == 1 || ones == 2, "seed {seed}: {points:?}");
+            }
+        }
+        // All four configs in four points.
+        let points = s.latin_hypercube(4, &mut ChaCha8Rng::seed_from_u64(1));
+        let mut distinct = points.clone();
+        distinct.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        distinct.dedup();
+        assert_eq!(distinct.len(), 4, "{points:?}");
+    }
+
+    #[test]
+    fn a_design_larger_than_the_space_repeats_as_little_as_it_can() {
+        // Six points over four configs: exactly two repeats, each config at least once.
+        let s = two_binary_choices();
+        let points = s.latin_hypercube(6, &mut ChaCha8Rng::seed_from_u64(2));
+        assert_eq!(points.len(), 6);
+        let mut distinct = points.clone();
+        distinct.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        distinct.dedup();
+        assert_eq!(distinct.len(), 4, "{points:?}");
+    }
+
+    #[test]
+    fn a_fixed_key_under_a_tuned_one_is_found() {
+        let s = space();
+        let path = |k: &str| k.split('.').map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            s.param_covering(&path("model.n_experts"))
+                .map(|p| p.key.as_str()),
+            Some("model.n_experts")
+        );
+        assert_eq!(
+            s.param_covering(&path("model.expert.0"))
+                .map(|p| p.key.as_str()),
+            Some("model.expert")
+        );
+        assert!(s.param_covering(&path("model.experts")).is_none());
+        assert!(s.param_covering(&path("model")).is_none());
+        assert!(s.param_covering(&path("train.epochs")).is_none());
     }
 
     #[test]

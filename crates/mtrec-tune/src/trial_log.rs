@@ -154,6 +154,23 @@ impl TrialLog {
         Ok(())
     }
 
+    /// The error every one of the first `initial` trials (at least two) failed with, when
+    /// they all failed alike and none has succeeded: different values failing identically
+    /// point at the config or the data rather than at any trial's values, and the rest of
+    /// the budget would fail the same way. Returns how many failed and the error.
+    pub fn shared_failure(&self, initial: usize) -> Option<(usize, &str)> {
+        let n = initial.max(2);
+        let first = self.records.get(..n)?;
+        if self.records.iter().any(|r| r.status == TrialStatus::Ok) {
+            return None;
+        }
+        let error = first[0].error.as_deref()?;
+        first
+            .iter()
+            .all(|r| r.status == TrialStatus::Failed && r.error.as_deref() == Some(error))
+            .then_some((n, error))
+    }
+
     /// The logged trials as the optimiser sees them; an error names the first line that does
     /// not belong to `space` (another objective, another parameter, a value out of range).
     pub fn observations(&self, space: &Space) -> Result<Vec<Observation>, TuneError> {
@@ -277,6 +294,31 @@ mod tests {
             e.contains("line 2: trial 3 where trial 2 was expected"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_failure_shared_by_the_whole_initial_design_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trials.jsonl");
+        let mut log = TrialLog::open(&path).unwrap();
+        log.append(record(1, None)).unwrap();
+        log.append(record(2, None)).unwrap();
+        // Not before the design is done, and never from one trial alone.
+        assert_eq!(log.shared_failure(3), None);
+        assert_eq!(log.shared_failure(1), Some((2, "diverged")));
+        log.append(record(3, None)).unwrap();
+        assert_eq!(log.shared_failure(3), Some((3, "diverged")));
+        // Another error among them: the values may be at fault.
+        let mut other = record(4, None);
+        other.error = Some("out of memory".into());
+        let mut log2 = TrialLog::open(&dir.path().join("b.jsonl")).unwrap();
+        log2.append(record(1, None)).unwrap();
+        other.trial = 2;
+        log2.append(other).unwrap();
+        assert_eq!(log2.shared_failure(2), None);
+        // Any success, even after the design: the config can train.
+        log.append(record(4, Some(0.3))).unwrap();
+        assert_eq!(log.shared_failure(3), None);
     }
 
     #[test]

@@ -1,13 +1,17 @@
-//! `mtrec compare`: test figures of several runs side by side, grouped by config name (the
-//! seeds of one experiment), each with its uncertainty: mean, sample std, 95 % confidence
-//! interval and n per task; Δm against a Single-Task group of the same tasks; and tests of
-//! every group against a reference group (the best per task, or `--baseline`), paired over
-//! the seeds both ran, unpaired (Welch) otherwise.
+//! `mtrec compare`: test figures of several runs side by side, grouped by config name and
+//! settings (the seeds of one experiment; runs of one name with other settings are groups of
+//! their own, labelled with the keys that differ), each with its uncertainty: mean, sample
+//! std, 95 % confidence interval and n per task; Δm against a Single-Task group of the same
+//! tasks; and tests of every group against a reference group (the best per task, or
+//! `--baseline`), paired over the seeds both ran, unpaired (Welch) otherwise.
 //!
 //! `--json` prints an array with one object per group (sorted by name):
 //!
-//! - `name`, `model`, `runs`; `seeds`: the seeds of its runs (from metrics.json or the saved
-//!   config), sorted;
+//! - `name` (the config name, with `[key=value, ...]` where runs of one name have several
+//!   settings), `config` (the name alone), `settings` (key -> value of those differing keys),
+//!   `model`, `runs`; `seeds`: the seeds of its runs (from metrics.json or the saved config),
+//!   sorted; `repeated_seeds`: seed -> run folders, for seeds that several runs ran (left out
+//!   of the pairing);
 //! - `metric`: task -> `"auc"` or `"mse"`;
 //! - `tasks`: task -> `{n, mean, std, ci95: [low, high] | null, values}`;
 //! - `delta_m`: `null`, or `{reference, percent, per_seed}`: Δm in % against the Single-Task
@@ -29,16 +33,55 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
-use mtrec_report::comparison::{self, DeltaM, DeltaReference, Group, RepeatedSeeds, Tests};
+use mtrec_report::comparison::{
+    self, DeltaM, DeltaReference, Group, RepeatedSeeds, Tests, split_by_settings,
+};
+use mtrec_report::runs::{METRICS_FILE, find_runs};
 use mtrec_report::stats::{PMethod, TestResult};
 use mtrec_report::{RunRecord, load_run};
 
+use super::run::RESULTS_FILE;
 use crate::atomic::write_atomically;
 use crate::cli::CompareArgs;
 
-fn load_groups(paths: &[PathBuf]) -> Result<Vec<Group>> {
+/// The runs the paths name, and how many files were skipped. A run folder or its
+/// metrics.json is taken as given; a folder without a metrics.json (a grid's `out`) stands for
+/// every run at or below it. What a shell glob over a grid's folder picks up beside its runs,
+/// `mtrec run`'s `<id>.log` files and `results.jsonl`, is skipped; anything else that is not a
+/// run is an error when it is read.
+fn expand_paths(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, usize)> {
+    let mut runs = Vec::new();
+    let mut skipped = 0;
+    for path in paths {
+        if path.is_dir() && !path.join(METRICS_FILE).is_file() {
+            let found = find_runs(path);
+            if found.is_empty() {
+                bail!(
+                    "{}: neither a run folder nor a folder of runs (no {METRICS_FILE} in it or below it)",
+                    path.display()
+                );
+            }
+            runs.extend(found);
+        } else if path.is_file() && is_run_byproduct(path) {
+            skipped += 1;
+        } else {
+            runs.push(path.clone());
+        }
+    }
+    Ok((runs, skipped))
+}
+
+/// A file `mtrec run` writes beside its run folders: a run's log or the grid's results.
+fn is_run_byproduct(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == RESULTS_FILE)
+        || path.extension().is_some_and(|e| e == "log")
+}
+
+/// The runs' groups (one per config name and settings, in name order) and notes on them:
+/// names split by settings, seeds run twice.
+fn load_groups(paths: &[PathBuf]) -> Result<(Vec<Group>, Vec<String>)> {
     let mut seen = BTreeSet::new();
-    let mut by_name: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
+    let mut records: Vec<RunRecord> = Vec::new();
     for path in paths {
         let run = load_run(path)?;
         // The same run given twice (overlapping globs) would count as two seeds.
@@ -49,12 +92,14 @@ fn load_groups(paths: &[PathBuf]) -> Result<Vec<Group>> {
                 path.display()
             );
         }
-        by_name.entry(run.name.clone()).or_default().push(run);
+        records.push(run);
     }
+    let (sets, mut notes) = split_by_settings(records, |r: &RunRecord| r);
     let mut out = Vec::new();
-    for (name, records) in by_name {
+    for set in sets {
+        let name = &set.label;
         let mut metric = BTreeMap::new();
-        for run in &records {
+        for run in &set.members {
             for (task, fig) in &run.tasks {
                 if let Some(prev) = metric.insert(task.clone(), fig.metric)
                     && prev != fig.metric
@@ -67,18 +112,28 @@ fn load_groups(paths: &[PathBuf]) -> Result<Vec<Group>> {
                 }
             }
         }
-        // A seed run twice cannot be paired unambiguously.
-        let runs: Vec<&RunRecord> = records.iter().collect();
-        out.push(Group::new(&name, &runs, RepeatedSeeds::Skip));
+        // A seed run twice cannot be paired unambiguously: the notes say it is left out.
+        let group = Group::of_set(&set, |r| r, RepeatedSeeds::Skip);
+        notes.extend(group.repeated_seed_notes(RepeatedSeeds::Skip));
+        out.push(group);
     }
-    Ok(out)
+    Ok((out, notes))
 }
 
 /// Tests of each group against the reference of each task: `baseline` if given, else the
 /// group with the best mean.
 fn add_tests(groups: &mut [Group], baseline: Option<&str>) -> Result<()> {
     let fixed = match baseline {
-        Some(name) => match groups.iter().position(|g| g.name == name) {
+        // A config name split by settings needs its group's label; one that is not names
+        // its only group either way.
+        Some(name) => match groups.iter().position(|g| g.name == name).or_else(|| {
+            let mut of_config = groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| g.config == name)
+                .map(|(i, _)| i);
+            of_config.next().filter(|_| of_config.next().is_none())
+        }) {
             Some(i) => Some(i),
             None => {
                 let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
@@ -98,13 +153,28 @@ pub fn run(args: CompareArgs) -> Result<()> {
     if args.runs.is_empty() {
         bail!("no run given: pass checkpoint folders (or their metrics.json)");
     }
-    let mut groups = load_groups(&args.runs)?;
+    let (paths, skipped) = expand_paths(&args.runs)?;
+    if paths.is_empty() {
+        bail!(
+            "no run given: the {skipped} file(s) given are `mtrec run` logs or results, not runs; pass run folders, or the grid's folder"
+        );
+    }
+    let (mut groups, mut extra_notes) = load_groups(&paths)?;
+    if skipped > 0 {
+        extra_notes.insert(
+            0,
+            format!("skipped {skipped} file(s) that are not runs: `mtrec run` logs (*.log) and results.jsonl"),
+        );
+    }
     comparison::add_delta_m(&mut groups, DeltaReference::FirstMatchingSingleTask);
     add_tests(&mut groups, args.baseline.as_deref())?;
     if let Some(path) = &args.csv {
         write_csv(path, &groups)?;
     }
-    if args.output.json {
+    if args.json {
+        for line in &extra_notes {
+            tracing::warn!("{line}");
+        }
         println!("{}", serde_json::to_string_pretty(&groups)?);
         return Ok(());
     }
@@ -115,6 +185,9 @@ pub fn run(args: CompareArgs) -> Result<()> {
     }
     for line in notes(&groups, tests.is_some(), args.baseline.as_deref()) {
         println!("{line}");
+    }
+    for line in &extra_notes {
+        println!("Note: {line}");
     }
     Ok(())
 }
@@ -244,7 +317,7 @@ fn tests_table(groups: &[Group]) -> Option<Table> {
 /// What the figures are, under the tables.
 fn notes(groups: &[Group], tests: bool, baseline: Option<&str>) -> Vec<String> {
     let mut lines = vec![
-        "Figures: mean ± sample std [95 % confidence interval of the mean, t distribution] over the runs of one config name.".to_string(),
+        "Figures: mean ± sample std [95 % confidence interval of the mean, t distribution] over the runs of one config name and settings.".to_string(),
     ];
     let references: BTreeSet<&str> = groups
         .iter()
@@ -352,7 +425,8 @@ mod tests {
             write(p, "b", "g1", "mmoe", 2, 0.8, 1.0),
             write(p, "c", "g2", "mmoe", 1, 0.5, 1.0),
         ];
-        let groups = load_groups(&runs).unwrap();
+        let (groups, notes) = load_groups(&runs).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].runs, 2);
         assert_eq!(groups[0].seeds, vec![1, 2]);
@@ -380,7 +454,7 @@ mod tests {
         // A third group on other seeds: compared by Welch only.
         runs.push(write(p, "c7", "c", "adatt", 7, 0.85, 1.0));
         runs.push(write(p, "c8", "c", "adatt", 8, 0.86, 1.0));
-        let mut groups = load_groups(&runs).unwrap();
+        let (mut groups, _) = load_groups(&runs).unwrap();
         add_tests(&mut groups, None).unwrap();
         // `a` has the best AUC: it is the reference and gets no test of its own.
         assert!(!groups[0].tests.contains_key("income"));
@@ -401,6 +475,100 @@ mod tests {
         assert_eq!(groups[0].tests["income"].reference, "b");
         let e = add_tests(&mut groups, Some("zzz")).unwrap_err().to_string();
         assert!(e.contains("zzz") && e.contains("a, b, c"), "{e}");
+    }
+
+    fn set_config(dir: &Path, text: &str) {
+        std::fs::write(dir.join("config.toml"), text).unwrap();
+    }
+
+    /// One name with 2 and with 8 experts: two groups of two, a note, and `--baseline` by the
+    /// label (the bare name is ambiguous).
+    #[test]
+    fn one_name_with_two_settings_is_two_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let mut runs = Vec::new();
+        for (sub, seed, experts, auc) in [
+            ("a1", 1, 2, 0.90),
+            ("a2", 2, 2, 0.92),
+            ("b1", 1, 8, 0.80),
+            ("b2", 2, 8, 0.82),
+        ] {
+            let d = write(p, sub, "m", "mmoe", seed, auc, 1.0);
+            set_config(
+                &d,
+                &format!(
+                    "name = \"m\"\n[train]\nseed = {seed}\n[model]\nkind = \"mmoe\"\nn_experts = {experts}\n"
+                ),
+            );
+            runs.push(d);
+        }
+        let (mut groups, notes) = load_groups(&runs).unwrap();
+        let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["m [model.n_experts=2]", "m [model.n_experts=8]"]);
+        assert!(groups.iter().all(|g| g.runs == 2 && g.config == "m"));
+        assert!((groups[1].tasks["income"].mean - 0.81).abs() < 1e-12);
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].contains("2 different settings (differing in model.n_experts)"),
+            "{notes:?}"
+        );
+        add_tests(&mut groups, Some("m [model.n_experts=8]")).unwrap();
+        assert_eq!(groups[0].tests["income"].shared_seeds, 2);
+        let e = add_tests(&mut groups, Some("m")).unwrap_err().to_string();
+        assert!(
+            e.contains("m [model.n_experts=2], m [model.n_experts=8]"),
+            "{e}"
+        );
+    }
+
+    /// The same seed in two folders of one experiment: not paired, and said so.
+    #[test]
+    fn a_seed_run_twice_is_named_in_a_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let runs = vec![
+            write(p, "a", "g1", "mmoe", 1, 0.9, 1.0),
+            write(p, "a-again", "g1", "mmoe", 1, 0.8, 1.0),
+            write(p, "b", "g1", "mmoe", 2, 0.8, 1.0),
+        ];
+        let (groups, notes) = load_groups(&runs).unwrap();
+        assert_eq!(groups[0].runs, 3);
+        assert_eq!(groups[0].repeated_seeds[&1].len(), 2);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with("`g1`: seed 1 ran 2 times")
+                && notes[0].contains("left out of the paired tests"),
+            "{notes:?}"
+        );
+    }
+
+    /// A grid's folder stands for its runs; its logs and results file are skipped; any other
+    /// file is still read as a run (and fails there).
+    #[test]
+    fn a_grid_folder_expands_and_its_logs_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let grid = dir.path().join("grid");
+        let a = write(&grid, "a-s1", "a", "mmoe", 1, 0.9, 1.0);
+        let b = write(&grid, "b-s1", "b", "mmoe", 1, 0.9, 1.0);
+        let log = grid.join("a-s1.log");
+        let results = grid.join(RESULTS_FILE);
+        let other = grid.join("notes.txt");
+        for f in [&log, &results, &other] {
+            std::fs::write(f, "x").unwrap();
+        }
+        let (runs, skipped) = expand_paths(std::slice::from_ref(&grid)).unwrap();
+        assert_eq!((runs, skipped), (vec![a.clone(), b.clone()], 0));
+        let (runs, skipped) =
+            expand_paths(&[a.clone(), log, b.clone(), results, other.clone()]).unwrap();
+        assert_eq!((runs, skipped), (vec![a, b, other], 2));
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let e = expand_paths(&[empty]).unwrap_err().to_string();
+        assert!(
+            e.contains("neither a run folder nor a folder of runs"),
+            "{e}"
+        );
     }
 
     #[test]

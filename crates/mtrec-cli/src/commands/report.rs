@@ -11,8 +11,8 @@ use comfy_table::{Cell, CellAlignment, Table};
 use mtrec_data::Dataset;
 use mtrec_engine::gates::{GateStats, gate_stats};
 use mtrec_engine::{ExperimentConfig, load_checkpoint};
-use mtrec_report::page::GateLevel;
-use mtrec_report::runs::METRICS_FILE;
+use mtrec_report::page::{FailedRun, GateLevel};
+use mtrec_report::runs::{METRICS_FILE, find_runs, folders_below};
 use mtrec_report::{
     ReportPage, RunExtras, RunRecord, build_page, load_run, render_html, render_markdown,
 };
@@ -20,11 +20,20 @@ use mtrec_report::{
 use crate::cli::ReportArgs;
 use crate::progress::Progress;
 
+use super::run::{RESULTS_FILE, recorded_failures};
+
 pub fn run(args: ReportArgs) -> Result<()> {
+    if args.dir.is_file() {
+        bail!(
+            "{}: expected a folder of runs, not a file (`mtrec report` reads every run at or below a folder; `mtrec compare` takes single runs)",
+            args.dir.display()
+        );
+    }
     if !args.dir.is_dir() {
         bail!("{}: no such folder", args.dir.display());
     }
     let found = find_runs(&args.dir);
+    let failed_runs = grid_failures(&args.dir)?;
     let mut failures = Vec::new();
     let mut runs: Vec<RunRecord> = Vec::new();
     for dir in &found {
@@ -44,8 +53,18 @@ pub fn run(args: ReportArgs) -> Result<()> {
                 found.len()
             ),
             None => bail!(
-                "{}: no runs found (no folder below it has a {METRICS_FILE} written by `mtrec train`, `search` or `demo`)",
-                args.dir.display()
+                "{}: no runs found (no folder below it has a {METRICS_FILE} written by `mtrec train`, `search` or `demo`){}",
+                args.dir.display(),
+                match failed_runs.first() {
+                    Some(f) => format!(
+                        "; {} records {} failed run(s), the first {}: {}",
+                        f.results,
+                        failed_runs.len(),
+                        f.id,
+                        f.error
+                    ),
+                    None => String::new(),
+                }
             ),
         }
     }
@@ -59,10 +78,9 @@ pub fn run(args: ReportArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| format!("mtrec report: {}", args.dir.display()));
     let mut page = build_page(&title, &args.dir, runs.into_iter().zip(extras).collect());
-    page.notes = failures
-        .iter()
-        .map(|e| format!("skipped a run: {e}"))
-        .collect();
+    page.notes
+        .extend(failures.iter().map(|e| format!("skipped a run: {e}")));
+    page.failed_runs = failed_runs;
     let html_path = args
         .out
         .clone()
@@ -75,9 +93,18 @@ pub fn run(args: ReportArgs) -> Result<()> {
     write_atomic(&md_path, &render_markdown(&page))?;
     write_atomic(&json_path, &json)?;
     if args.output.json {
+        for note in &page.notes {
+            tracing::warn!("{note}");
+        }
         println!("{json}");
     } else {
         print_tables(&page);
+        for note in &page.notes {
+            println!("note: {note}");
+        }
+        if !page.failed_runs.is_empty() {
+            println!("{}", failed_table(&page.failed_runs));
+        }
         println!(
             "wrote {}, {} and {}",
             html_path.display(),
@@ -88,27 +115,38 @@ pub fn run(args: ReportArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every folder at or below `root` holding a metrics file, sorted; hidden folders (a
-/// checkpoint being written, `.git`) and symbolic links are not entered.
-fn find_runs(root: &Path) -> Vec<PathBuf> {
+/// The runs that grids under `root` (`mtrec run`, whose `<out>/results.jsonl` records every
+/// run) recorded as failed: they left no figures, and a page without them would look
+/// complete. Results files are named relative to `root`.
+fn grid_failures(root: &Path) -> Result<Vec<FailedRun>> {
     let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        if dir.join(METRICS_FILE).is_file() {
-            out.push(dir.clone());
-        }
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+    for dir in folders_below(root) {
+        let path = dir.join(RESULTS_FILE);
+        if !path.is_file() {
             continue;
-        };
-        for entry in entries.filter_map(Result::ok) {
-            let hidden = entry.file_name().to_string_lossy().starts_with('.');
-            if !hidden && entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(entry.path());
-            }
+        }
+        let shown = path
+            .strip_prefix(root)
+            .map_or_else(|_| path.display().to_string(), |p| p.display().to_string());
+        for (id, error) in recorded_failures(&path)? {
+            out.push(FailedRun {
+                id,
+                error,
+                results: shown.clone(),
+            });
         }
     }
-    out.sort();
-    out
+    Ok(out)
+}
+
+fn failed_table(failed: &[FailedRun]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(vec!["failed run", "error", "recorded in"]);
+    for f in failed {
+        table.add_row(vec![&f.id, &f.error, &f.results]);
+    }
+    table
 }
 
 /// Gate diagnostics of every run whose model has softmax gates over experts: the checkpoint
@@ -280,20 +318,23 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Failures of every grid below the folder, named by the results file that holds them.
     #[test]
-    fn runs_are_found_below_the_folder_but_not_in_hidden_ones() {
+    fn failed_runs_of_grids_below_are_listed() {
         let dir = tempfile::tempdir().unwrap();
-        for sub in ["a", "b/c", ".a.tmp-1", "b"] {
-            let d = dir.path().join(sub);
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join(METRICS_FILE), "{}").unwrap();
-        }
-        std::fs::create_dir_all(dir.path().join("empty")).unwrap();
-        let found = find_runs(dir.path());
-        let rel: Vec<_> = found
-            .iter()
-            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
-            .collect();
-        assert_eq!(rel, vec!["a", "b", "b/c"]);
+        let grid = dir.path().join("g");
+        std::fs::create_dir_all(&grid).unwrap();
+        let record = |id: &str, status: &str| {
+            serde_json::json!({"id": id, "config": "c.toml", "command": "train", "overrides": [],
+                "seed": 1, "status": status, "error": "error: no such file data/x.csv"})
+            .to_string()
+        };
+        let text = [record("a-s1", "ok"), record("b-s1", "failed")].join("\n");
+        std::fs::write(grid.join(RESULTS_FILE), text).unwrap();
+        let failed = grid_failures(dir.path()).unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].id, "b-s1");
+        assert_eq!(failed[0].error, "no such file data/x.csv");
+        assert_eq!(failed[0].results, format!("g/{RESULTS_FILE}"));
     }
 }

@@ -11,7 +11,7 @@
 //! after each, so lines never interleave and a crash can cut off at most the line being
 //! written; reading skips such a line and the next append starts on a fresh one.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::num::NonZeroUsize;
@@ -24,9 +24,10 @@ use anyhow::{Context, Result, bail};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
 use indicatif::{HumanDuration, ProgressBar, ProgressState, ProgressStyle};
-use mtrec_arch::ArchConfig;
 use mtrec_engine::ExperimentConfig;
 use mtrec_engine::checkpoint::{CONFIG_FILE, METRICS_FILE};
+use mtrec_engine::config::Override;
+use mtrec_report::settings;
 use serde::{Deserialize, Serialize};
 
 use crate::child::{self, Transcript, last_line, shell_line};
@@ -116,15 +117,18 @@ impl Recorded {
                 self.seed, spec.seed
             ));
         }
-        if self.overrides != spec.overrides {
-            let missing = |a: &[String], b: &[String]| -> Vec<String> {
+        let (recorded, now) = (canonical(&self.overrides), canonical(&spec.overrides));
+        if recorded != now {
+            // Named as written, compared as parsed.
+            let missing = |a: &[String], ca: &[String], cb: &[String]| -> Vec<String> {
                 a.iter()
-                    .filter(|o| !b.contains(o))
-                    .map(|o| format!("--set {o}"))
+                    .zip(ca)
+                    .filter(|(_, c)| !cb.contains(c))
+                    .map(|(o, _)| format!("--set {o}"))
                     .collect()
             };
-            let dropped = missing(&self.overrides, &spec.overrides);
-            let added = missing(&spec.overrides, &self.overrides);
+            let dropped = missing(&self.overrides, &recorded, &now);
+            let added = missing(&spec.overrides, &now, &recorded);
             let mut said = Vec::new();
             if !dropped.is_empty() {
                 said.push(format!("drops `{}`", dropped.join(" ")));
@@ -139,6 +143,19 @@ impl Recorded {
         }
         (!parts.is_empty()).then(|| parts.join("; "))
     }
+}
+
+/// Overrides as parsed (key path and TOML value, written back as `key=value`), so that
+/// `train.epochs = 1` and `train.epochs=1` are the same setting; text that does not parse
+/// stays as it is.
+fn canonical(overrides: &[String]) -> Vec<String> {
+    overrides
+        .iter()
+        .map(|o| {
+            o.parse::<Override>()
+                .map_or_else(|_| o.clone(), |p| p.to_string())
+        })
+        .collect()
 }
 
 /// Where a run stands before this invocation starts anything.
@@ -156,8 +173,18 @@ enum State {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
+    run_grid(args, true)
+}
+
+/// [`run`] for a caller that prints its own summary of the results (`mtrec repro census`):
+/// without the `mtrec compare` hint.
+pub fn run_without_hint(args: RunArgs) -> Result<()> {
+    run_grid(args, false)
+}
+
+fn run_grid(args: RunArgs, compare_hint: bool) -> Result<()> {
     let grid = Grid::load(&args.grid)?;
-    let threads = args.threads_per_run.get();
+    let threads = args.threads_per_run.map_or(1, NonZeroUsize::get);
     let exe = std::env::current_exe()
         .context("cannot find the mtrec executable to start the runs with")?
         .display()
@@ -181,7 +208,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         .collect();
 
     let Some(mut log) = log else {
-        return print_commands(&grid, &states, &exe, threads);
+        return print_commands(&grid, &states, &exe, threads, &results_path);
     };
     let interactive = std::io::stderr().is_terminal();
     let total = grid.runs.len();
@@ -232,7 +259,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
 
     let (bar, time_left) = overall_bar(interactive, &grid.name, total, total - pending.len());
-    bar.set_message(format!("{} failed", failures.len()));
+    bar.set_message(failed_note(failures.len()));
     let header = format!(
         "grid {}: {total} runs; {done_before} finished before, {} found on disk, {} to run, {jobs} at a time with {threads} thread(s) each",
         grid.name,
@@ -311,7 +338,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             }
             let settled = tally.ran + tally.failed_now;
             bar.inc(1);
-            bar.set_message(format!("{} failed", failures.len()));
+            bar.set_message(failed_note(failures.len()));
             set_time_left(&time_left, &finished_walls, to_run - settled, jobs);
         }
     });
@@ -333,7 +360,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         failures.len(),
         results_path.display()
     );
-    if ok > 0 {
+    if ok > 0 && compare_hint {
         println!("compare them: mtrec compare {}/*/", grid.out.display());
     }
     if !failures.is_empty() {
@@ -363,12 +390,22 @@ fn default_jobs(threads: usize) -> usize {
     (cores / threads).max(1)
 }
 
-fn print_commands(grid: &Grid, states: &[State], exe: &str, threads: usize) -> Result<()> {
+fn print_commands(
+    grid: &Grid,
+    states: &[State],
+    exe: &str,
+    threads: usize,
+    results: &Path,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let mut found = 0;
+    let mut listed = 0;
     for (spec, state) in grid.runs.iter().zip(states) {
         match state {
-            State::Pending => writeln!(out, "{}", shell_line(exe, &spec.args(threads)))?,
+            State::Pending => {
+                writeln!(out, "{}", shell_line(exe, &spec.args(threads)))?;
+                listed += 1;
+            }
             State::Found(_) => found += 1,
             State::Clash(why) => tracing::warn!("{}: not listed: {why}", spec.id),
             State::Done | State::KeptFailed => {}
@@ -379,7 +416,53 @@ fn print_commands(grid: &Grid, states: &[State], exe: &str, threads: usize) -> R
             "{found} run(s) finished on disk and not listed; `mtrec run` records them without running them"
         );
     }
+    if listed == 0 {
+        // An empty stdout alone reads like a failure to a user piping it into a file.
+        eprintln!("{}", nothing_pending(states, results));
+    }
     Ok(())
+}
+
+/// Why `--print-commands` printed no line.
+fn nothing_pending(states: &[State], results: &Path) -> String {
+    let count = |f: fn(&State) -> bool| states.iter().filter(|s| f(s)).count();
+    let done = count(|s| matches!(s, State::Done));
+    let total = states.len();
+    if done == total {
+        return format!(
+            "nothing pending: all {total} runs are recorded in {}",
+            results.display()
+        );
+    }
+    let mut parts = vec![format!(
+        "{done} of {total} runs are recorded in {}",
+        results.display()
+    )];
+    let found = count(|s| matches!(s, State::Found(_)));
+    if found > 0 {
+        parts.push(format!(
+            "{found} finished on disk (`mtrec run` without --print-commands records them)"
+        ));
+    }
+    let kept = count(|s| matches!(s, State::KeptFailed));
+    if kept > 0 {
+        parts.push(format!("{kept} failed and kept so by --skip-failed"));
+    }
+    let clashes = count(|s| matches!(s, State::Clash(_)));
+    if clashes > 0 {
+        parts.push(format!("{clashes} refused (see above)"));
+    }
+    format!("nothing pending: {}", parts.join(", "))
+}
+
+/// The bar's note after `N/M runs`: empty until a run fails, so the line never shows an
+/// empty field.
+fn failed_note(failed: usize) -> String {
+    if failed == 0 {
+        String::new()
+    } else {
+        format!(", {failed} failed")
+    }
 }
 
 /// How a run ended.
@@ -523,58 +606,36 @@ fn state_of(spec: &RunSpec, last: Option<&Recorded>, skip_failed: bool) -> State
 
 /// `Ok(None)` when the run folder's saved config is the one the grid asks for; otherwise the
 /// first difference. A search saves the architecture it found in place of its search space,
-/// so for a search every section but `[model]` is compared.
+/// so for a search every section but `[model]` is compared (the rule `mtrec compare` and
+/// `mtrec report` group runs by: [`mtrec_report::settings`]).
 fn saved_config_difference(spec: &RunSpec) -> Result<Option<String>, String> {
     let path = spec.out.join(CONFIG_FILE);
     let text =
         fs::read_to_string(&path).map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
     let saved = ExperimentConfig::from_toml_str(&text, &path).map_err(|e| e.to_string())?;
-    let mut expected = spec.expected.clone();
-    if spec.program == Program::Search && matches!(saved.model, ArchConfig::Searched(_)) {
-        expected.model = saved.model.clone();
+    let as_table = |c: &ExperimentConfig| match toml::Value::try_from(c) {
+        Ok(toml::Value::Table(t)) => Ok(t),
+        Ok(_) => Err("a config is not a TOML table".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let (mut saved, mut expected) = (as_table(&saved)?, as_table(&spec.expected)?);
+    if settings::holds_search_outcome(&saved, spec.program == Program::Search) {
+        saved.remove(settings::MODEL_SECTION);
+        expected.remove(settings::MODEL_SECTION);
     }
-    if saved == expected {
-        return Ok(None);
-    }
-    let as_toml = |c: &ExperimentConfig| toml::Value::try_from(c).map_err(|e| e.to_string());
-    let diff = first_difference(&as_toml(&saved)?, &as_toml(&expected)?, &mut Vec::new());
-    Ok(Some(
-        diff.unwrap_or_else(|| "its config.toml differs".into()),
-    ))
+    Ok(first_difference(&saved, &expected))
 }
 
 /// The first key whose value differs, as "`train.learning_rate`: saved 0.001, grid 0.003".
-fn first_difference(
-    saved: &toml::Value,
-    grid: &toml::Value,
-    at: &mut Vec<String>,
-) -> Option<String> {
-    if let (toml::Value::Table(a), toml::Value::Table(b)) = (saved, grid) {
-        let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-        for key in keys {
-            at.push(key.clone());
-            let found = match (a.get(key), b.get(key)) {
-                (Some(x), Some(y)) => first_difference(x, y, at),
-                (x, y) => Some(describe(at, x, y)),
-            };
-            at.pop();
-            if found.is_some() {
-                return found;
-            }
-        }
-        return None;
-    }
-    (saved != grid).then(|| describe(at, Some(saved), Some(grid)))
-}
-
-fn describe(at: &[String], saved: Option<&toml::Value>, grid: Option<&toml::Value>) -> String {
-    let show = |v: Option<&toml::Value>| v.map_or("nothing".to_string(), |v| v.to_string());
-    format!(
+fn first_difference(saved: &toml::Table, grid: &toml::Table) -> Option<String> {
+    let d = settings::differences(saved, grid).into_iter().next()?;
+    let show = |v: Option<toml::Value>| v.map_or("nothing".to_string(), |v| v.to_string());
+    Some(format!(
         "`{}`: saved {}, grid {}",
-        at.join("."),
-        show(saved),
-        show(grid)
-    )
+        d.key,
+        show(d.left),
+        show(d.right)
+    ))
 }
 
 /// Refuses to mix settings in one results file: a run recorded `ok` must have been made with
@@ -640,6 +701,25 @@ fn read_results(path: &Path) -> Result<HashMap<String, Recorded>> {
     Ok(last)
 }
 
+/// The runs a results file records as failed (the last record of each id decides), sorted by
+/// id, each with the line of its error that says why: the `error: ...` line a failed mtrec
+/// command ends with, else the error's last line.
+pub(crate) fn recorded_failures(path: &Path) -> Result<Vec<(String, String)>> {
+    let mut failed: Vec<(String, String)> = read_results(path)?
+        .into_values()
+        .filter(|r| r.status == Status::Failed)
+        .map(|r| {
+            let error = r.error.unwrap_or_default();
+            let line = child::reported_error(&error)
+                .and_then(|e| e.lines().next().map(str::to_string))
+                .unwrap_or_else(|| last_line(&error).to_string());
+            (r.id, line)
+        })
+        .collect();
+    failed.sort();
+    Ok(failed)
+}
+
 /// `results.jsonl`, opened for appending by one runner at a time.
 struct ResultsLog {
     file: File,
@@ -701,7 +781,7 @@ fn overall_bar(
     }
     let shown = Arc::clone(&left);
     let style = ProgressStyle::with_template(
-        "{prefix:>12} [{bar:30}] {pos}/{len} runs, {msg}, {elapsed} elapsed, {left} left",
+        "{prefix:>12} [{bar:30}] {pos}/{len} runs{msg}, {elapsed} elapsed, {left} left",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .with_key(
@@ -767,20 +847,95 @@ mod tests {
     use super::*;
 
     #[test]
+    fn overrides_compare_as_parsed_not_as_written() {
+        let a = ["train.epochs=1".to_string(), "name = \"x\"".to_string()];
+        let b = ["train.epochs = 1".to_string(), "name=x".to_string()];
+        assert_eq!(canonical(&a), canonical(&b));
+        assert_ne!(canonical(&a), canonical(&["train.epochs=2".to_string()]));
+        // 1 and 1.0 are different TOML values: an integer field would refuse the float.
+        assert_ne!(
+            canonical(&["train.epochs=1".to_string()]),
+            canonical(&["train.epochs=1.0".to_string()])
+        );
+    }
+
+    #[test]
+    fn the_bar_note_is_empty_until_a_run_fails() {
+        assert_eq!(failed_note(0), "");
+        assert_eq!(failed_note(2), ", 2 failed");
+    }
+
+    #[test]
+    fn nothing_pending_says_where_the_runs_are() {
+        let results = Path::new("runs/g/results.jsonl");
+        assert_eq!(
+            nothing_pending(&[State::Done, State::Done], results),
+            "nothing pending: all 2 runs are recorded in runs/g/results.jsonl"
+        );
+        let mixed = nothing_pending(
+            &[
+                State::Done,
+                State::Found(serde_json::Value::Null),
+                State::Clash("x".into()),
+            ],
+            results,
+        );
+        assert_eq!(
+            mixed,
+            "nothing pending: 1 of 3 runs are recorded in runs/g/results.jsonl, 1 finished on disk (`mtrec run` without --print-commands records them), 1 refused (see above)"
+        );
+    }
+
+    /// A retried run that succeeded is not a failure; a failure shows its `error:` line.
+    #[test]
+    fn recorded_failures_take_the_last_record_and_its_error_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RESULTS_FILE);
+        let line = |id: &str, status: &str, error: Option<&str>| {
+            serde_json::json!({"id": id, "config": "c.toml", "command": "train", "overrides": [],
+                "seed": 1, "status": status, "error": error})
+            .to_string()
+        };
+        let lines = [
+            line(
+                "b-s1",
+                "failed",
+                Some("INFO loading\nerror: out of memory\n\nCaused by:\n  x"),
+            ),
+            line("a-s1", "failed", Some("killed by signal 9")),
+            line("c-s1", "failed", Some("boom")),
+            line("c-s1", "ok", None),
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        assert_eq!(
+            recorded_failures(&path).unwrap(),
+            [
+                ("a-s1".to_string(), "killed by signal 9".to_string()),
+                ("b-s1".to_string(), "out of memory".to_string()),
+            ]
+        );
+        assert!(
+            recorded_failures(&dir.path().join("none.jsonl"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn the_first_difference_names_the_dotted_key() {
-        let saved: toml::Value =
+        let saved: toml::Table =
             toml::from_str("name = \"a\"\n[train]\nepochs = 1\nseed = 2\n[model]\nkind = \"mmoe\"")
                 .unwrap();
-        let grid: toml::Value =
+        let grid: toml::Table =
             toml::from_str("name = \"a\"\n[train]\nepochs = 1\nseed = 3\n[model]\nkind = \"mmoe\"")
                 .unwrap();
         assert_eq!(
-            first_difference(&saved, &grid, &mut Vec::new()).as_deref(),
+            first_difference(&saved, &grid).as_deref(),
             Some("`train.seed`: saved 2, grid 3")
         );
-        assert_eq!(first_difference(&saved, &saved, &mut Vec::new()), None);
-        let fewer: toml::Value = toml::from_str("name = \"a\"").unwrap();
-        let d = first_difference(&fewer, &grid, &mut Vec::new()).unwrap();
+        assert_eq!(first_difference(&saved, &saved), None);
+        let fewer: toml::Table = toml::from_str("name = \"a\"").unwrap();
+        let d = first_difference(&fewer, &grid).unwrap();
         assert!(d.starts_with("`model`: saved nothing, grid "), "{d}");
     }
 }

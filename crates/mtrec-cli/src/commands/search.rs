@@ -16,6 +16,7 @@ pub const ARCH_FILE: &str = "arch.json";
 pub const LOG_FILE: &str = "search-log.json";
 
 pub fn run(args: SearchArgs) -> Result<()> {
+    super::train::refuse_flag_and_set("--seed", args.seed, "train.seed", &args.set)?;
     let mut cfg = ExperimentConfig::from_toml_file_with(&args.config, &args.set)?;
     if let Some(s) = args.seed {
         cfg.train.seed = s;

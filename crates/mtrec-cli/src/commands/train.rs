@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use mtrec_arch::ArchConfig;
 use mtrec_arch::automtl::Genotype;
+use mtrec_engine::config::Override;
 use mtrec_engine::{ExperimentConfig, TrainOutcome, save_checkpoint_with};
 use mtrec_report::{Panel, Series, write_svg};
 
@@ -12,6 +13,8 @@ use crate::cli::TrainArgs;
 use crate::progress::Progress;
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    refuse_flag_and_set("--epochs", args.epochs, "train.epochs", &args.set)?;
+    refuse_flag_and_set("--seed", args.seed, "train.seed", &args.set)?;
     let mut cfg = ExperimentConfig::from_toml_file_with(&args.config, &args.set)?;
     if let Some(e) = args.epochs {
         cfg.train.epochs = e;
@@ -38,6 +41,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
     run_experiment(&cfg, Path::new("."), &out, args.output.json, args.strict)
+}
+
+/// A flag (`--epochs 3`) and a `--set` of the key it stands for (`train.epochs=1`): which one
+/// should win is a guess, so neither does.
+pub fn refuse_flag_and_set(
+    flag: &str,
+    value: Option<impl std::fmt::Display>,
+    key: &str,
+    set: &[Override],
+) -> Result<()> {
+    if let Some(v) = value
+        && let Some(o) = set.iter().find(|o| o.path.join(".") == key)
+    {
+        anyhow::bail!("{flag} {v} and --set {o} both set {key}: give only one of them");
+    }
+    Ok(())
 }
 
 /// Loads the data, trains, saves the checkpoint to `out` and prints the report; label leaks

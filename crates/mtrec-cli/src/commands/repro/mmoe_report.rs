@@ -615,6 +615,12 @@ pub struct Session {
     pub wall_seconds: f64,
 }
 
+/// The paper's runs per (model, correlation).
+pub const PAPER_RUNS: usize = 200;
+/// Below this many runs per cell the tests have next to no power, and one unlucky run decides
+/// a verdict: the report says so at its top.
+pub const MIN_RUNS_FOR_VERDICTS: usize = 10;
+
 /// Seconds per run and what the full study costs at these settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct Timing {
@@ -629,18 +635,21 @@ pub struct Timing {
     /// `study_runs x mean run CPU seconds / workers`: the study's wall time with one
     /// otherwise idle core per worker (from the wall seconds where CPU time is unknown).
     pub projected_wall_seconds: f64,
-    /// The same for the paper's 200 runs per cell.
-    pub projected_wall_seconds_n200: f64,
+    /// Runs of the full study: the paper's 200 per cell and the full settings' pilots.
+    pub full_study_runs: usize,
+    /// The full settings' steps over these settings' steps: a run's measured cost is scaled
+    /// by it (a cost per step; data generation and evaluation are small beside the steps).
+    pub full_study_step_scale: f64,
+    /// The full study's wall time with one otherwise idle core per worker.
+    pub projected_wall_seconds_full: f64,
     /// The same from the wall seconds per run: the machine as busy as it was.
-    pub projected_wall_seconds_n200_as_loaded: f64,
+    pub projected_wall_seconds_full_as_loaded: f64,
 }
 
 fn timing(settings: &Settings, runs: usize, records: &[RunRecord], session: Session) -> Timing {
     let finished = || records.iter().filter(|r| r.ok());
     let run_seconds = summarize(&finished().map(|r| r.seconds).collect::<Vec<_>>());
     let run_cpu_seconds = summarize(&finished().filter_map(|r| r.cpu_seconds).collect::<Vec<_>>());
-    let cells = ModelKind::ALL.len() * settings.correlations.len();
-    let pilots = cells * settings.learning_rates.len() * settings.pilots;
     let mean = |s: &Summary| if s.n > 0 { s.mean } else { 0.0 };
     let per_run = if run_cpu_seconds.n > 0 {
         run_cpu_seconds.mean
@@ -648,15 +657,84 @@ fn timing(settings: &Settings, runs: usize, records: &[RunRecord], session: Sess
         mean(&run_seconds)
     };
     let workers = session.workers.max(1) as f64;
-    let study = |runs: usize, per_run: f64| (cells * runs + pilots) as f64 * per_run / workers;
+    let study_runs = |s: &Settings, runs: usize| {
+        let cells = ModelKind::ALL.len() * s.correlations.len();
+        cells * runs + cells * s.learning_rates.len() * s.pilots
+    };
+    let full = Settings::full();
+    let full_study_runs = study_runs(&full, PAPER_RUNS);
+    let scale = full.steps as f64 / settings.steps.max(1) as f64;
+    let full_study = |per_run: f64| full_study_runs as f64 * per_run * scale / workers;
     Timing {
-        study_runs: cells * runs + pilots,
-        projected_wall_seconds: study(runs, per_run),
-        projected_wall_seconds_n200: study(200, per_run),
-        projected_wall_seconds_n200_as_loaded: study(200, mean(&run_seconds)),
+        study_runs: study_runs(settings, runs),
+        projected_wall_seconds: study_runs(settings, runs) as f64 * per_run / workers,
+        full_study_runs,
+        full_study_step_scale: scale,
+        projected_wall_seconds_full: full_study(per_run),
+        projected_wall_seconds_full_as_loaded: full_study(mean(&run_seconds)),
         run_seconds,
         run_cpu_seconds,
         session,
+    }
+}
+
+impl Timing {
+    /// "the full study (200 runs per cell, 10000 steps, 3 pilots ...) would take about X",
+    /// saying when the figure is scaled from runs of another length.
+    fn full_study_text(&self, settings: &Settings, as_loaded: bool) -> String {
+        let full = Settings::full();
+        let loaded = if as_loaded {
+            format!(
+                " (about {} at the wall time per run measured here)",
+                hours(self.projected_wall_seconds_full_as_loaded)
+            )
+        } else {
+            String::new()
+        };
+        let scaled = if self.full_study_step_scale == 1.0 {
+            String::new()
+        } else {
+            format!(
+                "; the cost per step measured here, scaled from {} to {} steps",
+                settings.steps, full.steps
+            )
+        };
+        format!(
+            "the full study ({PAPER_RUNS} runs per cell as in the paper, {} steps, {} pilots per \
+             rate and correlation: {} runs) would take about {} on {} idle core(s){loaded}{scaled}",
+            full.steps,
+            full.pilots,
+            self.full_study_runs,
+            hours(self.projected_wall_seconds_full),
+            self.session.workers
+        )
+    }
+}
+
+/// The warning at the top of report.md (and before the verdicts in the terminal) when the
+/// runs cannot support the verdicts: too few per cell, or training shorter than the study's.
+pub fn caveat(settings: &Settings, runs: usize) -> Option<String> {
+    let full = Settings::full();
+    let quick = if *settings == Settings::quick() {
+        " (`--quick`)"
+    } else {
+        ""
+    };
+    if runs < MIN_RUNS_FOR_VERDICTS {
+        Some(format!(
+            "Smoke test{quick}: {runs} run(s) per cell. At this n the verdicts below say nothing \
+             about the models: the tests have next to no power and one unlucky run decides \
+             them. Run at least {MIN_RUNS_FOR_VERDICTS} per cell (`--runs`; the paper: \
+             {PAPER_RUNS}) for conclusions."
+        ))
+    } else if settings.steps < full.steps {
+        Some(format!(
+            "Short training{quick}: {} steps per run instead of the study's {}. The curves \
+             have not flattened, so the verdicts below describe early training, not the models.",
+            settings.steps, full.steps
+        ))
+    } else {
+        None
     }
 }
 
@@ -667,6 +745,8 @@ struct SummaryFile<'a> {
     settings: &'a Settings,
     runs_per_cell: usize,
     learning_rates: &'a Rates,
+    /// Why the verdicts cannot be trusted (too few runs, short training), if they cannot.
+    caveat: Option<String>,
     cells: &'a [Cell],
     observations: &'a [Observation],
     timing: &'a Timing,
@@ -685,6 +765,7 @@ pub fn write_outputs(
     let cells = cells(settings, runs, rates, records);
     let observations = observations(settings, &cells);
     let timing = timing(settings, runs, records, session);
+    let caveat = caveat(settings, runs);
     for (name, figure) in [
         ("figure4", figure4(settings, &cells)),
         ("figure5", figure5(&cells)),
@@ -709,6 +790,7 @@ pub fn write_outputs(
         settings,
         runs_per_cell: runs,
         learning_rates: rates,
+        caveat: caveat.clone(),
         cells: &cells,
         observations: &observations,
         timing: &timing,
@@ -717,22 +799,32 @@ pub fn write_outputs(
     write_text(&out.join("summary.json"), &summary_json)?;
     write_text(
         &out.join("report.md"),
-        &report_markdown(settings, runs, rates, &cells, &observations, &timing),
+        &report_markdown(
+            settings,
+            runs,
+            rates,
+            &cells,
+            &observations,
+            &timing,
+            caveat.as_deref(),
+        ),
     )?;
     if json {
         println!("{summary_json}");
     } else {
         println!("{}", cells_table(&cells));
+        if let Some(c) = &caveat {
+            println!("NOTE: {c}");
+        }
         for o in &observations {
             println!("{}: {}", o.id, o.verdict.text());
         }
         println!(
-            "a run: {:.2} s of CPU ({:.2} s wall); 200 runs per cell (the paper's) would take \
-             about {} on {} idle core(s)",
+            "a run: {:.2} s of CPU ({:.2} s wall) at {} steps; {}",
             timing.run_cpu_seconds.mean,
             timing.run_seconds.mean,
-            hours(timing.projected_wall_seconds_n200),
-            session.workers
+            settings.steps,
+            timing.full_study_text(settings, false)
         );
         println!("report: {}", out.join("report.md").display());
     }
@@ -975,6 +1067,7 @@ fn report_markdown(
     cells: &[Cell],
     observations: &[Observation],
     timing: &Timing,
+    caveat: Option<&str>,
 ) -> String {
     let mut s = String::new();
     let complete = cells.iter().all(|c| c.runs == runs);
@@ -985,6 +1078,9 @@ fn report_markdown(
          Mixture-of-Experts*, KDD 2018, section 5.2 (figures 4 and 5), reproduced by \
          `mtrec repro mmoe-synthetic`.\n"
     );
+    if let Some(c) = caveat {
+        let _ = writeln!(s, "> **Warning.** {c}\n");
+    }
     if !complete {
         let _ = writeln!(
             s,
@@ -1151,8 +1247,7 @@ fn report_markdown(
          took {} s of wall time (mean ± std [95 % CI] over {} finished runs; wall time includes \
          waiting for a core on a busy machine). This invocation trained {} runs in {} on {} \
          worker(s). The whole study at these settings is {} runs (pilots included): about {} \
-         on {} otherwise idle core(s); with the paper's 200 runs per cell, about {} (about {} \
-         at the wall time per run measured here).\n",
+         on {} otherwise idle core(s); {}.\n",
         settings.steps,
         settings.steps / settings.every.max(1) + 1,
         t.run_cpu_seconds.show_without_n(2),
@@ -1164,8 +1259,7 @@ fn report_markdown(
         t.study_runs,
         hours(t.projected_wall_seconds),
         t.session.workers,
-        hours(t.projected_wall_seconds_n200),
-        hours(t.projected_wall_seconds_n200_as_loaded),
+        t.full_study_text(settings, true),
     );
     let _ = writeln!(
         s,
@@ -1326,5 +1420,81 @@ mod tests {
         let (lo, hi) = c.diff_ci95.unwrap();
         assert!((lo - (1.0 - half)).abs() < 1e-5 && (hi - (1.0 + half)).abs() < 1e-5);
         assert_eq!(c.as_claimed, Some(false));
+    }
+
+    fn finished_run(run: usize, cpu_seconds: f64) -> RunRecord {
+        RunRecord {
+            phase: Phase::Main,
+            model: ModelKind::Mmoe,
+            correlation: 0.5,
+            learning_rate: 1e-3,
+            run,
+            data_seed: 0,
+            init_seed: 0,
+            steps: vec![0, 3000],
+            valid_loss: vec![2.0, 1.0],
+            test_loss: vec![2.0, 1.0],
+            final_task_mse: vec![1.0, 1.0],
+            seconds: cpu_seconds + 0.5,
+            cpu_seconds: Some(cpu_seconds),
+            train_seconds: cpu_seconds,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_full_study_is_projected_at_its_own_steps_and_pilots() {
+        // Quick runs of 0.9 and 1.1 s of CPU (mean 1.0) at 3,000 steps, 2 workers. The full
+        // study: 9 cells x 200 runs + 9 cells x 3 rates x 3 pilots = 1,881 runs of
+        // 1.0 x 10,000 / 3,000 s each, over 2 cores: 1,881 x 10 / 3 / 2 = 3,135 s.
+        let records = [finished_run(0, 0.9), finished_run(1, 1.1)];
+        let session = Session {
+            ran: 2,
+            workers: 2,
+            wall_seconds: 1.0,
+        };
+        let t = timing(&Settings::quick(), 3, &records, session);
+        assert_eq!(t.full_study_runs, 1881);
+        assert!(
+            (t.projected_wall_seconds_full - 3135.0).abs() < 1e-9,
+            "{t:?}"
+        );
+        // At the wall time per run (1.5 s): x 1.5.
+        assert!((t.projected_wall_seconds_full_as_loaded - 4702.5).abs() < 1e-9);
+        // This study: 9 x 3 + 9 x 3 x 1 = 54 runs of 1.0 s over 2 cores.
+        assert_eq!(t.study_runs, 54);
+        assert!((t.projected_wall_seconds - 27.0).abs() < 1e-9);
+        let text = t.full_study_text(&Settings::quick(), true);
+        assert!(
+            text.contains("about 52 min on 2 idle core(s) (about 78 min at the wall time"),
+            "{text}"
+        );
+        assert!(text.contains("scaled from 3000 to 10000 steps"), "{text}");
+        // Runs at the full settings are not scaled.
+        let full = timing(&Settings::full(), 3, &records, session);
+        assert!((full.projected_wall_seconds_full - 940.5).abs() < 1e-9);
+        assert!(
+            !full
+                .full_study_text(&Settings::full(), false)
+                .contains("scaled")
+        );
+    }
+
+    #[test]
+    fn few_runs_or_short_training_carry_a_caveat() {
+        let quick = caveat(&Settings::quick(), 3).unwrap();
+        assert!(
+            quick.starts_with("Smoke test (`--quick`): 3 run(s) per cell"),
+            "{quick}"
+        );
+        assert!(quick.contains("say nothing about the models"), "{quick}");
+        let few = caveat(&Settings::full(), 9).unwrap();
+        assert!(few.starts_with("Smoke test: 9 run(s)"), "{few}");
+        let short = caveat(&Settings::quick(), 50).unwrap();
+        assert!(
+            short.contains("3000 steps per run instead of the study's 10000"),
+            "{short}"
+        );
+        assert_eq!(caveat(&Settings::full(), 10), None);
     }
 }

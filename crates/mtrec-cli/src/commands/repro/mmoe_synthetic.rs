@@ -145,7 +145,8 @@ impl Settings {
     /// run; 10,000 steps of 128 examples (about 26 passes over the training rows), the test
     /// loss every 250 steps. At 10,000 steps the curves have flattened (a pilot study: the
     /// mean test loss at learning rate 1e-2 fell by about 10 % over the last 5,000 steps),
-    /// and a run costs about 6 s of one core, so 200 runs per cell fit a few hours on 2.
+    /// and a run costs about 3.5 s of one core in a release build (243 runs measured), so 200
+    /// runs per cell, 1,881 runs with the pilots, take about an hour on 2 idle cores.
     pub fn full() -> Self {
         let g = SyntheticConfig::default();
         Settings {
@@ -219,6 +220,9 @@ impl Settings {
         Ok(())
     }
 }
+
+/// Runs per cell of `--quick` (the default without it is the paper's 200).
+pub const QUICK_RUNS: usize = 3;
 
 /// Runs per cell are capped so that the seeds of different models never meet.
 const MAX_RUNS: usize = 100_000;
@@ -510,22 +514,11 @@ fn check_settings(path: &Path, settings: &Settings) -> Result<()> {
             let saved: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not valid JSON", path.display()))?;
             if saved != ours {
-                let key = ours
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .find(|(k, v)| saved.get(k.as_str()) != Some(*v))
-                    .map(|(k, v)| {
-                        let was = saved
-                            .get(k.as_str())
-                            .map_or("nothing".into(), |s| s.to_string());
-                        format!("`{k}` is {v} now but was {was}")
-                    })
-                    .unwrap_or_else(|| "the saved settings have other keys".into());
                 bail!(
-                    "{}: the runs in this folder were made with other settings ({key}); \
+                    "{}: the runs in this folder were made with other settings ({}); \
                      choose another --out, or delete the folder to start over",
-                    path.display()
+                    path.display(),
+                    settings_difference(&saved, &ours)?
                 );
             }
             Ok(())
@@ -535,6 +528,71 @@ fn check_settings(path: &Path, settings: &Settings) -> Result<()> {
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// Every setting that differs, and first whether `--quick` is the difference: a folder of a
+/// quick study resumed without `--quick` (or the other way round) differs in several fields
+/// at once, none of which the user typed.
+fn settings_difference(saved: &serde_json::Value, ours: &serde_json::Value) -> Result<String> {
+    let quick = serde_json::to_value(Settings::quick())?;
+    let full = serde_json::to_value(Settings::full())?;
+    let mut keys: Vec<&String> = ours
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .collect();
+    for k in saved.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let differing: Vec<&str> = keys
+        .into_iter()
+        .map(String::as_str)
+        .filter(|k| saved.get(k) != ours.get(k))
+        .collect();
+    let listed = differing
+        .iter()
+        .map(|k| {
+            let show =
+                |v: Option<&serde_json::Value>| v.map_or("nothing".into(), |v| v.to_string());
+            format!(
+                "`{k}` is {} now but was {}",
+                show(ours.get(k)),
+                show(saved.get(k))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let by_quick: Vec<&str> = differing
+        .iter()
+        .copied()
+        .filter(|k| quick.get(k) != full.get(k))
+        .collect();
+    let moved = |from: &serde_json::Value, to: &serde_json::Value| {
+        !by_quick.is_empty()
+            && by_quick
+                .iter()
+                .all(|k| saved.get(k) == from.get(k) && ours.get(k) == to.get(k))
+    };
+    let only_quick = by_quick.len() == differing.len();
+    let reason = match (moved(&quick, &full), moved(&full, &quick), only_quick) {
+        (true, _, true) => {
+            "made with --quick, and this command is without it: add --quick to resume them; "
+        }
+        (true, _, false) => "made with --quick, and this command is without it, among others; ",
+        (_, true, true) => {
+            "made without --quick, and this command has it: drop --quick to resume them; "
+        }
+        (_, true, false) => "made without --quick, and this command has it, among others; ",
+        _ => "",
+    };
+    Ok(if listed.is_empty() {
+        "the saved settings have other keys".into()
+    } else {
+        format!("{reason}{listed}")
+    })
 }
 
 /// The records of `path` (none if it does not exist). A last line without its newline was
@@ -716,7 +774,11 @@ fn settings_of(args: &MmoeSyntheticArgs) -> Settings {
 pub fn run(args: MmoeSyntheticArgs) -> Result<()> {
     let settings = settings_of(&args);
     settings.validate()?;
-    let runs = args.runs.unwrap_or(if args.quick { 3 } else { 200 });
+    let runs = args.runs.unwrap_or(if args.quick {
+        QUICK_RUNS
+    } else {
+        mmoe_report::PAPER_RUNS
+    });
     if runs == 0 || runs > MAX_RUNS {
         bail!("--runs must be between 1 and {MAX_RUNS} (got {runs})");
     }
@@ -930,5 +992,52 @@ mod tests {
         };
         let err = format!("{:#}", Store::open(dir.path(), &other).err().unwrap());
         assert!(err.contains("`steps` is 7 now but was 3000"), "{err}");
+        assert!(!err.contains("--quick"), "{err}");
+    }
+
+    #[test]
+    fn a_rerun_that_differs_by_quick_says_so() {
+        let value = |s: Settings| serde_json::to_value(s).unwrap();
+        let (quick, full) = (value(Settings::quick()), value(Settings::full()));
+        let d = settings_difference(&quick, &full).unwrap();
+        assert!(
+            d.starts_with("made with --quick, and this command is without it"),
+            "{d}"
+        );
+        // Every differing field is listed, not only the first.
+        for field in [
+            "`pilots` is 3 now but was 1",
+            "`steps` is 10000 now but was 3000",
+        ] {
+            assert!(d.contains(field), "{field} not in {d}");
+        }
+        let d = settings_difference(&full, &quick).unwrap();
+        assert!(
+            d.starts_with("made without --quick, and this command has it"),
+            "{d}"
+        );
+        // The hidden flags on top of both still leave --quick the difference.
+        let small = |s: Settings| {
+            value(Settings {
+                steps: 30,
+                train_rows: 400,
+                ..s
+            })
+        };
+        let d = settings_difference(&small(Settings::quick()), &small(Settings::full())).unwrap();
+        assert!(d.starts_with("made with --quick"), "{d}");
+        // A difference --quick does not make is not blamed on it, nor left out.
+        let other = value(Settings {
+            batch_size: 64,
+            ..Settings::quick()
+        });
+        let d = settings_difference(&other, &quick).unwrap();
+        assert_eq!(d, "`batch_size` is 128 now but was 64");
+        let d = settings_difference(&other, &full).unwrap();
+        assert!(
+            d.starts_with("made with --quick, and this command is without it, among others; "),
+            "{d}"
+        );
+        assert!(d.contains("`batch_size` is 128 now but was 64"), "{d}");
     }
 }
