@@ -1,10 +1,24 @@
 //! One process at a time on an output folder: two runners, tunings or studies on the same
 //! folder would do the same work twice and interleave their records.
 
-use std::fs::{File, TryLockError};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
+
+/// Opens (creating) the lock file `name` in `dir` and locks it; keep the returned file open
+/// for as long as the work runs.
+pub fn lock_folder(dir: &Path, name: &str, busy: impl FnOnce() -> String) -> Result<File> {
+    let path = dir.join(name);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("{}: cannot open", path.display()))?;
+    lock_exclusively(&file, &path, busy)?;
+    Ok(file)
+}
 
 /// Locks `file` (at `path`) for as long as it stays open; the lock goes with the process, so
 /// a crash leaves none behind. `busy` is the error when another process holds it. Where the

@@ -15,7 +15,7 @@
 //! `settings.json` (the config's content hash, the `--set` values, the objective) must match
 //! on every resume, so trials made under other settings are never ranked together.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic::write_atomically;
 use crate::child::{self, Transcript};
 use crate::cli::TuneArgs;
-use crate::lock::lock_exclusively;
+use crate::lock::lock_folder;
 
 const LOG_FILE: &str = "trials.jsonl";
 const BEST_FILE: &str = "best.toml";
@@ -238,20 +238,12 @@ fn schema_of(data: &DataConfig) -> Result<Schema> {
 /// Two tunings of one folder would run every trial twice into the same trial folders and
 /// append every line twice, leaving a log no resume can read.
 fn lock(out: &Path) -> Result<File> {
-    let path = out.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("{}: cannot open", path.display()))?;
-    lock_exclusively(&file, &path, || {
+    lock_folder(out, LOCK_FILE, || {
         format!(
             "another `mtrec tune` is working on {}; wait for it to finish, or give this one another --out",
             out.display()
         )
-    })?;
-    Ok(file)
+    })
 }
 
 /// What every trial of a folder was made with besides the space (which the log itself

@@ -34,7 +34,7 @@
 //! tuning starts (widths and counts only ever raise a layer's units, so the corners bound it).
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -59,7 +59,7 @@ use crate::atomic::write_atomically;
 use crate::child::{self, Transcript, last_line, shell_line};
 use crate::cli::{CensusArgs, RunArgs};
 use crate::grid::Grid;
-use crate::lock::lock_exclusively;
+use crate::lock::lock_folder;
 
 /// Hidden units per layer, summed over the layer's parallel networks (spec section 5).
 pub const HIDDEN_UNITS_CAP: usize = 2048;
@@ -656,20 +656,12 @@ fn shared_data(cells: &[CellPlan]) -> Result<DataProtocol> {
 
 /// Two studies writing one folder would tune the same models twice and interleave logs.
 fn lock(out: &Path) -> Result<File> {
-    let path = out.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("{}: cannot open", path.display()))?;
-    lock_exclusively(&file, &path, || {
+    lock_folder(out, LOCK_FILE, || {
         format!(
             "{}: another `mtrec repro census` is working on this folder; wait for it, or give this one another --out",
             out.display()
         )
-    })?;
-    Ok(file)
+    })
 }
 
 /// Saves the settings on the first run; later runs must bring the same ones, or their trials
