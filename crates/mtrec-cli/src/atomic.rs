@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 /// The temporary name is hidden and carries the process id, so two processes writing the
 /// same file never share a temporary, and folder scans skip it.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomically(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
     let name = path
         .file_name()
         .map_or_else(Default::default, |n| n.to_string_lossy());

@@ -8,6 +8,7 @@ mod atomic;
 mod child;
 mod cli;
 mod commands;
+mod folder_settings;
 mod grid;
 mod lock;
 mod progress;
@@ -37,28 +38,10 @@ fn main() -> ExitCode {
     match commands::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", error_text(&e));
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes joined by ": ", as anyhow's `{:#}` joins them, except a cause
-/// the text already ends with: an error type that writes its cause into its own message and
-/// also returns it as `source()` (an io error inside a library's error) would otherwise show
-/// the OS error twice.
-fn error_text(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let part = cause.to_string();
-        if text.is_empty() {
-            text = part;
-        } else if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-    }
-    text
 }
 
 fn init_tracing(verbose: u8) {
@@ -98,37 +81,8 @@ fn restore_sigpipe() {
 
 #[cfg(test)]
 mod tests {
-    use super::{error_text, use_colour};
+    use super::use_colour;
     use std::ffi::OsStr;
-
-    /// An error that writes its io cause into its message and also returns it as its source.
-    #[derive(Debug)]
-    struct Both(std::io::Error);
-
-    impl std::fmt::Display for Both {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "data/x.csv: {}", self.0)
-        }
-    }
-
-    impl std::error::Error for Both {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            Some(&self.0)
-        }
-    }
-
-    #[test]
-    fn a_cause_already_in_the_message_is_not_repeated() {
-        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
-        let e = anyhow::Error::new(Both(io())).context("loading the data");
-        assert_eq!(error_text(&e), "loading the data: data/x.csv: gone");
-        // Causes that are not repeated are all kept, as `{:#}` keeps them.
-        let e = anyhow::Error::new(io())
-            .context("data/x.csv")
-            .context("loading");
-        assert_eq!(error_text(&e), "loading: data/x.csv: gone");
-        assert_eq!(error_text(&e), format!("{e:#}"));
-    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {

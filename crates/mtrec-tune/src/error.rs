@@ -18,10 +18,12 @@ pub enum TuneError {
         line: usize,
         message: String,
     },
-    #[error("{}: {source}", path.display())]
+    /// `error` is not a `source()`: the message already carries it, and a source would be
+    /// printed a second time by `{:#}`-style error chains.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The surrogate could not be fitted (no positive-definite covariance on the whole
     /// hyper-parameter grid: only with non-finite objective values).
@@ -30,10 +32,10 @@ pub enum TuneError {
 }
 
 impl TuneError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, error: std::io::Error) -> Self {
         Self::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }

@@ -10,6 +10,7 @@ use mtrec_arch::automtl::Genotype;
 use mtrec_arch::automtl::analysis::{PlantedTruth, agreement, group_sharing, recovery};
 use mtrec_report::{genotype_dot, genotype_text, write_genotype_svg};
 
+use crate::atomic::write_atomically;
 use crate::cli::{ArchScoreArgs, ArchShowArgs};
 
 fn read_genotype(file: &Path) -> Result<Genotype> {
@@ -31,10 +32,7 @@ pub fn show(args: ArchShowArgs) -> Result<()> {
     let svg = args.svg.clone().unwrap_or_else(|| default_svg(file));
     write_genotype_svg(&svg, &genotype).with_context(|| format!("writing {}", svg.display()))?;
     if let Some(dot) = &args.dot {
-        let tmp = PathBuf::from(format!("{}.tmp", dot.display()));
-        std::fs::write(&tmp, genotype_dot(&genotype))
-            .and_then(|()| std::fs::rename(&tmp, dot))
-            .with_context(|| format!("writing {}", dot.display()))?;
+        write_atomically(dot, genotype_dot(&genotype))?;
     }
 
     if args.output.json {

@@ -8,6 +8,7 @@ use mtrec_data::{
     inspect as inspect_file, schema_toml, synthetic,
 };
 
+use crate::atomic::write_atomically;
 use crate::cli::{BetweenGroupsArg, InspectArgs, SynthArgs, SynthKind};
 
 pub fn inspect(args: InspectArgs) -> Result<()> {
@@ -23,10 +24,7 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     let schema = guess_schema(&ins);
     let schema_toml = schema_toml(&ins, &schema);
     if let Some(path) = &args.schema_out {
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, &schema_toml)
-            .and_then(|_| std::fs::rename(&tmp, path))
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_atomically(path, &schema_toml)?;
     }
     if args.output.json {
         let json = serde_json::json!({ "inspection": ins, "schema": schema });

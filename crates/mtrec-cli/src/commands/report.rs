@@ -17,6 +17,7 @@ use mtrec_report::{
     ReportPage, RunExtras, RunRecord, build_page, load_run, render_html, render_markdown,
 };
 
+use crate::atomic::write_atomically;
 use crate::cli::ReportArgs;
 use crate::progress::Progress;
 
@@ -89,9 +90,13 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let md_path = html_path.with_extension("md");
     let json_path = html_path.with_extension("json");
     let json = serde_json::to_string_pretty(&page)?;
-    write_atomic(&html_path, &render_html(&page))?;
-    write_atomic(&md_path, &render_markdown(&page))?;
-    write_atomic(&json_path, &json)?;
+    if let Some(parent) = html_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    write_atomically(&html_path, render_html(&page).as_bytes())?;
+    write_atomically(&md_path, render_markdown(&page).as_bytes())?;
+    write_atomically(&json_path, json.as_bytes())?;
     if args.output.json {
         for note in &page.notes {
             tracing::warn!("{note}");
@@ -301,17 +306,6 @@ fn link_root(dir: &Path, html: &Path) -> Result<Option<String>> {
         .canonicalize()
         .with_context(|| format!("{}", parent.display()))?;
     Ok((dir != parent).then(|| dir.display().to_string()))
-}
-
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic::write_atomically;
 use crate::child::{self, Transcript};
 use crate::cli::TuneArgs;
+use crate::folder_settings;
 use crate::lock::lock_folder;
 
 const LOG_FILE: &str = "trials.jsonl";
@@ -286,14 +287,7 @@ impl Settings {
     /// warning that its trials could not be checked.
     fn check(&self, out: &Path, has_trials: bool) -> Result<()> {
         let path = out.join(SETTINGS_FILE);
-        let saved = match std::fs::read_to_string(&path) {
-            Ok(text) => Some(
-                serde_json::from_str::<Self>(&text)
-                    .with_context(|| format!("{}: not a tuning's settings", path.display()))?,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
-        };
+        let saved: Option<Self> = folder_settings::read_saved(&path)?;
         match saved {
             Some(saved) if saved == *self => return Ok(()),
             Some(saved) if has_trials => {
@@ -311,7 +305,7 @@ impl Settings {
             ),
             _ => {}
         }
-        write_atomically(&path, serde_json::to_string_pretty(self)?.as_bytes())
+        folder_settings::save(&path, self)
     }
 
     /// The first setting in which `now` differs from `self`, in words; `None` where only the

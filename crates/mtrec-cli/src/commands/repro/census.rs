@@ -58,6 +58,7 @@ use serde::Serialize;
 use crate::atomic::write_atomically;
 use crate::child::{self, Transcript, last_line, shell_line};
 use crate::cli::{CensusArgs, RunArgs};
+use crate::folder_settings;
 use crate::grid::Grid;
 use crate::lock::lock_folder;
 
@@ -667,25 +668,17 @@ fn lock(out: &Path) -> Result<File> {
 /// Saves the settings on the first run; later runs must bring the same ones, or their trials
 /// and runs would not pool.
 fn check_settings(path: &Path, settings: &Settings) -> Result<()> {
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            let saved: Settings = serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a settings file", path.display()))?;
-            if &saved != settings {
-                bail!(
-                    "{}: this folder was made with other settings (--quick, --set or --train-file):\n  saved: {}\n  now:   {}\ntheir results must not mix: give this study another --out",
-                    path.display(),
-                    serde_json::to_string(&saved)?,
-                    serde_json::to_string(settings)?
-                );
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            write_atomically(path, serde_json::to_string_pretty(settings)?.as_bytes())
-        }
-        Err(e) => Err(e).with_context(|| format!("{}: cannot read", path.display())),
+    if let Some(saved) = folder_settings::saved_or_save(path, settings)?
+        && &saved != settings
+    {
+        bail!(
+            "{}: this folder was made with other settings (--quick, --set or --train-file):\n  saved: {}\n  now:   {}\ntheir results must not mix: give this study another --out",
+            path.display(),
+            serde_json::to_string(&saved)?,
+            serde_json::to_string(settings)?
+        );
     }
+    Ok(())
 }
 
 /// The best trial of a tuning.

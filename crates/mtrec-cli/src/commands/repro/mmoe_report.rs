@@ -22,6 +22,8 @@ use mtrec_report::plot::{
 use mtrec_report::stats::{Summary, TestResult, format_p, summarize, t_quantile, welch_t_test};
 use serde::Serialize;
 
+use crate::atomic::write_atomically;
+
 use super::mmoe_synthetic::{ModelKind, Phase, RunRecord, Settings};
 
 /// Significance level of every test.
@@ -780,8 +782,8 @@ pub fn write_outputs(
                 .map_err(anyhow::Error::msg)?;
         }
     }
-    write_text(&out.join("curves.csv"), &curves_csv(&cells))?;
-    write_text(
+    write_atomically(&out.join("curves.csv"), &curves_csv(&cells))?;
+    write_atomically(
         &out.join("final_losses.csv"),
         &final_losses_csv(settings, runs, records),
     )?;
@@ -796,8 +798,8 @@ pub fn write_outputs(
         timing: &timing,
     };
     let summary_json = serde_json::to_string_pretty(&summary)?;
-    write_text(&out.join("summary.json"), &summary_json)?;
-    write_text(
+    write_atomically(&out.join("summary.json"), &summary_json)?;
+    write_atomically(
         &out.join("report.md"),
         &report_markdown(
             settings,
@@ -829,17 +831,6 @@ pub fn write_outputs(
         println!("report: {}", out.join("report.md").display());
     }
     Ok(())
-}
-
-fn write_text(path: &Path, text: &str) -> Result<()> {
-    let tmp = std::path::PathBuf::from(format!("{}.tmp", path.display()));
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            e
-        })
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn hours(seconds: f64) -> String {

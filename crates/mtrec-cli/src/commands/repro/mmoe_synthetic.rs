@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 use super::mmoe_report;
 use crate::atomic::write_atomically;
 use crate::cli::MmoeSyntheticArgs;
+use crate::folder_settings;
 use crate::lock::lock_exclusively;
 
 /// The file of finished runs, one JSON object per line.
@@ -509,25 +510,17 @@ impl Store {
 /// Writes `settings` to `path`, or checks them against the ones there.
 fn check_settings(path: &Path, settings: &Settings) -> Result<()> {
     let ours = serde_json::to_value(settings)?;
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            let saved: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{}: not valid JSON", path.display()))?;
-            if saved != ours {
-                bail!(
-                    "{}: the runs in this folder were made with other settings ({}); \
-                     choose another --out, or delete the folder to start over",
-                    path.display(),
-                    settings_difference(&saved, &ours)?
-                );
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            write_atomically(path, serde_json::to_string_pretty(settings)?.as_bytes())
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    if let Some(saved) = folder_settings::saved_or_save(path, &ours)?
+        && saved != ours
+    {
+        bail!(
+            "{}: the runs in this folder were made with other settings ({}); \
+             choose another --out, or delete the folder to start over",
+            path.display(),
+            settings_difference(&saved, &ours)?
+        );
     }
+    Ok(())
 }
 
 /// Every setting that differs, and first whether `--quick` is the difference: a folder of a
