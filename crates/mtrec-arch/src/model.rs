@@ -102,6 +102,40 @@ impl MultiTaskModel for Model {
     }
 }
 
+impl Model {
+    /// The model's one embedding of every input field; `None` for Single-Task, which gives
+    /// each task its own.
+    pub fn embedding(&self) -> Option<&mtrec_nn::FeatureEmbedding> {
+        match self {
+            Model::SingleTask(_) => None,
+            Model::SharedBottom(m) => Some(&m.embedding),
+            Model::Moe(m) => Some(&m.embedding),
+            Model::Ple(m) => Some(&m.embedding),
+            Model::AdaTT(m) => Some(&m.embedding),
+            Model::CrossStitch(m) => Some(&m.embedding),
+            Model::L2Constrained(m) => Some(&m.embedding),
+            Model::TensorFactorization(m) => Some(&m.embedding),
+            Model::Esmm(m) => Some(&m.embedding),
+            Model::AutoMtl(m) => Some(&m.embedding),
+        }
+    }
+
+    pub fn embedding_mut(&mut self) -> Option<&mut mtrec_nn::FeatureEmbedding> {
+        match self {
+            Model::SingleTask(_) => None,
+            Model::SharedBottom(m) => Some(&mut m.embedding),
+            Model::Moe(m) => Some(&mut m.embedding),
+            Model::Ple(m) => Some(&mut m.embedding),
+            Model::AdaTT(m) => Some(&mut m.embedding),
+            Model::CrossStitch(m) => Some(&mut m.embedding),
+            Model::L2Constrained(m) => Some(&mut m.embedding),
+            Model::TensorFactorization(m) => Some(&mut m.embedding),
+            Model::Esmm(m) => Some(&mut m.embedding),
+            Model::AutoMtl(m) => Some(&mut m.embedding),
+        }
+    }
+}
+
 /// The data's multi-valued fields as the embedding's bags.
 pub(crate) fn embedding_bags(meta: &FeatureMeta) -> Vec<mtrec_nn::Bag> {
     meta.bags

@@ -18,6 +18,10 @@ pub struct Cli {
     /// threads of each run unless --threads-per-run is given.
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// Where tensors live: cpu (default), cuda or cuda:N (a build with `--features cuda`);
+    /// MTREC_DEVICE does the same, and `mtrec run` passes it on to its runs.
+    #[arg(long, global = true, value_name = "DEVICE")]
+    pub device: Option<String>,
     /// More log output on stderr (-v info, -vv debug); MTREC_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -98,6 +102,11 @@ pub enum Command {
         after_help = "Example:\n  mtrec predict --checkpoint runs/census-g1-mmoe --data data/census-income/census-income.test.gz --out predictions.csv"
     )]
     Predict(PredictArgs),
+    /// Serve a checkpoint's predictions over HTTP (POST /predict, GET /health, GET /model).
+    #[command(
+        after_help = "Examples:\n  mtrec serve --checkpoint runs/census-g1-mmoe\n  mtrec serve --checkpoint runs/demo --addr 127.0.0.1:9000 --reload\n  curl -s localhost:8080/predict -d '{\"rows\": [{\"age\": 37, \"education\": \"Bachelors\", ...}]}'\n  curl -s localhost:8080/model      # tasks, the fields a row gives, architecture, metrics\n  kill -HUP <pid>                   # reload the checkpoint folder without downtime\n\nA row gives every field /model lists under `inputs` (null for a missing value), keyed by\nits column name as in the training file; values are read as `mtrec predict` reads a file.\nSIGTERM or Ctrl-C stops accepting connections and finishes the requests in flight."
+    )]
+    Serve(ServeArgs),
     /// Look at data files: statistics, a guessed schema, synthetic data.
     #[command(subcommand)]
     Data(DataCommand),
@@ -290,6 +299,34 @@ pub struct PredictArgs {
     /// Output CSV: one column per task (probability for binary tasks).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Checkpoint folder written by `mtrec train`, `mtrec search` or `mtrec demo`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Reload when a new checkpoint is saved in the folder (SIGHUP reloads in any case).
+    #[arg(long)]
+    pub reload: bool,
+    /// Seconds between two looks at the checkpoint folder with --reload.
+    #[arg(long, default_value_t = 2.0, requires = "reload")]
+    pub reload_interval: f64,
+    /// Largest request body in bytes (413 above).
+    #[arg(long, default_value_t = 16 << 20)]
+    pub max_body_bytes: usize,
+    /// Most rows in one request (413 above); each request is one batch.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_rows: usize,
+    /// Rows of concurrent requests joined into one forward pass at most.
+    #[arg(long, default_value_t = 1024)]
+    pub max_batch_rows: usize,
+    /// Seconds requests in flight may take to finish after SIGTERM.
+    #[arg(long, default_value_t = 30.0)]
+    pub shutdown_timeout: f64,
 }
 
 #[derive(Subcommand, Debug)]

@@ -22,6 +22,10 @@ fn main() -> ExitCode {
     restore_sigpipe();
     let mut cli = cli::Cli::parse();
     init_tracing(cli.verbose);
+    if let Err(e) = choose_device(cli.device.as_deref()) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     // `mtrec run` does no tensor work itself: a global --threads means the threads of each run.
     if let (Some(n), cli::Command::Run(run)) = (cli.threads, &mut cli.command) {
         run.threads_per_run = run.threads_per_run.or(std::num::NonZeroUsize::new(n));
@@ -42,6 +46,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--device`, else `MTREC_DEVICE`, checked before any work: a typo or a GPU this build
+/// cannot drive is an error now rather than a silent CPU run.
+fn choose_device(flag: Option<&str>) -> Result<(), String> {
+    let (value, source) = match (flag, std::env::var("MTREC_DEVICE")) {
+        (Some(v), _) => (v.to_string(), "--device"),
+        (None, Ok(v)) if !v.is_empty() => (v, "MTREC_DEVICE"),
+        _ => return Ok(()),
+    };
+    let choice: mtrec_engine::DeviceChoice = value.parse().map_err(|e| format!("{source}: {e}"))?;
+    mtrec_engine::select_device(choice).map_err(|e| format!("{source} {value}: {e}"))?;
+    if flag.is_some() {
+        // SAFETY: called from `main` before any thread is started; child processes (`mtrec
+        // run`'s runs) read the choice from the environment.
+        unsafe { std::env::set_var("MTREC_DEVICE", &value) };
+    }
+    Ok(())
 }
 
 fn init_tracing(verbose: u8) {

@@ -39,6 +39,12 @@ use crate::schema::{Schema, SparseField};
 /// enough that a bag costs at most 16 lookups per row.
 pub const DEFAULT_MAX_VALUES: u32 = 16;
 
+/// The most `max_values` a schema may ask for. Every row of the encoded table keeps that
+/// many id slots for the field, used or not, so `max_values = 4294967295` would ask for
+/// 16 GB for the first row (found by `fuzz/`'s `schema` target); a thousand values is
+/// already a long history.
+pub const MAX_VALUES_LIMIT: u32 = 1024;
+
 /// How a bag's value embeddings become one vector.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -126,6 +132,10 @@ pub(crate) fn check(f: &SparseField) -> std::result::Result<(), String> {
         ),
         Some(s) if s.is_empty() => Err("`separator` is empty".into()),
         _ if f.max_values == Some(0) => Err("`max_values` must be at least 1".into()),
+        _ if f.max_values > Some(MAX_VALUES_LIMIT) => Err(format!(
+            "`max_values` must be at most {MAX_VALUES_LIMIT}, got {}",
+            f.max_values.unwrap_or_default()
+        )),
         _ => Ok(()),
     }
 }

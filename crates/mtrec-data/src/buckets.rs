@@ -38,6 +38,12 @@ use serde::{Deserialize, Serialize};
 use crate::schema::{DenseField, Schema};
 use crate::table::EncodedTable;
 
+/// The most quantile buckets a schema may ask for: each may get its own boundary and
+/// embedding row, so `buckets = 4294967295` would interpolate billions of boundaries on a
+/// 10-row file (found by `fuzz/`'s `schema` target). Fixed `boundaries` are bounded by the
+/// schema file itself.
+pub const MAX_BUCKETS: u32 = 1 << 16;
+
 /// The fitted edges of one bucketised dense field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -868,57 +868,17 @@ pub(crate) fn read_rows(
     let mut present = Vec::with_capacity(rules.len());
     while let Some(row) = reader.next_row()? {
         let line = row.line();
-        for (f, &c) in sparse_cols.iter().enumerate() {
-            let cell = row.get(c);
-            if let Some(splitter) = &mut splitters[f] {
-                let text = (!matches!(cell, Cell::Null)).then(|| cell.to_text(&mut buf));
-                splitter.push(text, &mut out.sparse, &mut |v| sparse_id(f, v));
-                continue;
-            }
-            let id = match cell {
-                Cell::Null => 0,
-                Cell::Text("") => 0,
-                _ => sparse_id(f, cell.to_text(&mut buf)),
-            };
-            out.sparse.push(id);
-        }
-        for (j, (field, &c)) in schema.dense.iter().zip(&dense_cols).enumerate() {
-            let not_finite = |value: String| DataError::NonFinite {
-                path: path.clone(),
-                line,
-                field: field.column().to_string(),
-                value,
-            };
-            let v = match row.get(c) {
-                Cell::Null => field.missing_value(),
-                Cell::Number(v) if v.is_nan() => field.missing_value(),
-                // A Parquet f64 of 1e300 is finite but becomes inf as f32.
-                Cell::Number(v) if (v as f32).is_finite() => v as f32,
-                Cell::Number(v) => return Err(not_finite(format!("{v:e}"))),
-                Cell::Text(s) if is_missing_text(s) => field.missing_value(),
-                Cell::Text(s) => match s.parse::<f32>() {
-                    Ok(v) if v.is_nan() => field.missing_value(),
-                    Ok(v) if v.is_finite() => v,
-                    // "inf", "-infinity", or a number beyond the f32 range.
-                    Ok(_) => return Err(not_finite(s.to_string())),
-                    Err(_) => {
-                        return Err(DataError::BadNumber {
-                            path,
-                            line,
-                            field: field.column().to_string(),
-                            value: s.to_string(),
-                        });
-                    }
-                },
-            };
-            let v = match stats.and_then(|st| st.get(j)) {
-                Some(s) => standardise(v, s, field.column(), || {
-                    format!("{}:{line}", path.display())
-                })?,
-                None => v,
-            };
-            out.dense.push(v);
-        }
+        push_features(
+            schema,
+            stats,
+            |f| row.get(sparse_cols[f]),
+            |j| row.get(dense_cols[j]),
+            (&path, line),
+            &mut splitters,
+            &mut buf,
+            out,
+            sparse_id,
+        )?;
         present.clear();
         for rule in &rules {
             let y = rule.label_or_missing(&row, &path, line, &mut buf)?;
@@ -957,6 +917,77 @@ pub(crate) fn read_rows(
         }
     }
     Ok(n)
+}
+
+/// Pushes one row's sparse ids and dense numbers onto `out`: `sparse_cell(f)` and
+/// `dense_cell(j)` give the row's cell of sparse field `f` and dense field `j`; `at` (file,
+/// line) names the row in errors. Files ([`read_rows`]) and in-memory records
+/// ([`crate::records`]) both go through here, so a value encodes alike from either.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn push_features<'c>(
+    schema: &Schema,
+    stats: Option<&[DenseStats]>,
+    sparse_cell: impl Fn(usize) -> Cell<'c>,
+    dense_cell: impl Fn(usize) -> Cell<'c>,
+    at: (&Path, u64),
+    splitters: &mut [Option<Splitter>],
+    buf: &mut String,
+    out: &mut EncodedTable,
+    sparse_id: &mut dyn FnMut(usize, &str) -> u32,
+) -> Result<()> {
+    let (path, line) = at;
+    for (f, splitter) in splitters.iter_mut().enumerate() {
+        let cell = sparse_cell(f);
+        if let Some(splitter) = splitter {
+            let text = (!matches!(cell, Cell::Null)).then(|| cell.to_text(buf));
+            splitter.push(text, &mut out.sparse, &mut |v| sparse_id(f, v));
+            continue;
+        }
+        let id = match cell {
+            Cell::Null => 0,
+            Cell::Text("") => 0,
+            _ => sparse_id(f, cell.to_text(buf)),
+        };
+        out.sparse.push(id);
+    }
+    for (j, field) in schema.dense.iter().enumerate() {
+        let not_finite = |value: String| DataError::NonFinite {
+            path: path.to_path_buf(),
+            line,
+            field: field.column().to_string(),
+            value,
+        };
+        let v = match dense_cell(j) {
+            Cell::Null => field.missing_value(),
+            Cell::Number(v) if v.is_nan() => field.missing_value(),
+            // A Parquet f64 of 1e300 is finite but becomes inf as f32.
+            Cell::Number(v) if (v as f32).is_finite() => v as f32,
+            Cell::Number(v) => return Err(not_finite(format!("{v:e}"))),
+            Cell::Text(s) if is_missing_text(s) => field.missing_value(),
+            Cell::Text(s) => match s.parse::<f32>() {
+                Ok(v) if v.is_nan() => field.missing_value(),
+                Ok(v) if v.is_finite() => v,
+                // "inf", "-infinity", or a number beyond the f32 range.
+                Ok(_) => return Err(not_finite(s.to_string())),
+                Err(_) => {
+                    return Err(DataError::BadNumber {
+                        path: path.to_path_buf(),
+                        line,
+                        field: field.column().to_string(),
+                        value: s.to_string(),
+                    });
+                }
+            },
+        };
+        let v = match stats.and_then(|st| st.get(j)) {
+            Some(s) => standardise(v, s, field.column(), || {
+                format!("{}:{line}", path.display())
+            })?,
+            None => v,
+        };
+        out.dense.push(v);
+    }
+    Ok(())
 }
 
 /// Where a schema with partial labels finds each task's `given` task and weight column.

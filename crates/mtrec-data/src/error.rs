@@ -30,7 +30,7 @@ pub enum DataError {
     /// A column named by the schema is not in the file. `hint` (empty, or a
     /// sentence starting with "; ") says why when the cause is likely a header
     /// setting, e.g. the first data row read as the header.
-    #[error("{}: no column named `{column}` (the file has: {}){hint}", path.display(), list_columns(available))]
+    #[error("{}: no column named `{}` (the file has: {}){hint}", path.display(), one_line(column), list_columns(available))]
     MissingColumn {
         path: PathBuf,
         column: String,
@@ -189,13 +189,27 @@ fn range_note(value: &str) -> &'static str {
     }
 }
 
+/// `name` with control characters escaped (`\n`, `\u{2}`): a quoted CSV header may hold a
+/// line break, which would split the one-line error listing it.
+pub(crate) fn one_line(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Long headers would drown the message; the first few names are enough to spot a typo.
 fn list_columns(cols: &[String]) -> String {
     const SHOWN: usize = 12;
     let mut s = cols
         .iter()
         .take(SHOWN)
-        .map(|c| format!("`{c}`"))
+        .map(|c| format!("`{}`", one_line(c)))
         .collect::<Vec<_>>()
         .join(", ");
     if cols.len() > SHOWN {

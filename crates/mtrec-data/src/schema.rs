@@ -279,6 +279,10 @@ fn check_bucketing(f: &DenseField) -> std::result::Result<(), String> {
     match (f.buckets, &f.boundaries) {
         (Some(_), Some(_)) => Err("give either `buckets` or `boundaries`, not both".into()),
         (Some(n), None) if n < 2 => Err(format!("`buckets` must be at least 2, got {n}")),
+        (Some(n), None) if n > crate::buckets::MAX_BUCKETS => Err(format!(
+            "`buckets` must be at most {}, got {n}",
+            crate::buckets::MAX_BUCKETS
+        )),
         (None, Some(b)) if b.is_empty() => Err("`boundaries` is empty".into()),
         (None, Some(b)) => crate::buckets::check_boundaries(b),
         _ => Ok(()),
@@ -475,6 +479,38 @@ impl Schema {
         }
         if self.sparse.is_empty() && self.dense.is_empty() {
             return fail("the schema has no input fields ([[sparse]] or [[dense]])".into());
+        }
+
+        // Names reach one-line error messages as they are, so a line break in one (TOML
+        // allows "a\nb") would split them; no column of a real file needs one (found by
+        // `fuzz/`'s `schema` target).
+        let named = self
+            .sparse
+            .iter()
+            .flat_map(|f| [Some(f.name.as_str()), f.column.as_deref()])
+            .chain(
+                self.dense
+                    .iter()
+                    .flat_map(|f| [Some(f.name.as_str()), f.column.as_deref()]),
+            )
+            .chain(self.tasks.iter().flat_map(|t| {
+                [
+                    Some(t.name.as_str()),
+                    t.given.as_deref(),
+                    t.weight.as_deref(),
+                ]
+                .into_iter()
+                .chain(t.source_columns().into_iter().map(Some))
+            }))
+            .chain(self.columns.iter().flatten().map(|c| Some(c.as_str())))
+            .flatten();
+        for name in named {
+            if name.chars().any(char::is_control) {
+                return fail(format!(
+                    "the name {name:?} holds a control character (a line break, a tab); \
+                     names must be printable"
+                ));
+            }
         }
 
         let mut names = HashSet::new();

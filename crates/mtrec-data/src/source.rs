@@ -16,6 +16,11 @@
 //! Column names must be unique: with a name twice, "the column `price`" would
 //! silently mean the first one, and a stale copy of a label column placed
 //! first would train every model on the wrong target.
+//!
+//! A damaged Parquet file is a user's problem, not a bug: the `parquet` crate
+//! asserts on some malformed metadata instead of returning an error, so every
+//! call into it runs under [`parquet_guard`], which turns such a panic into a
+//! [`DataError::Parquet`] naming the file (found by `fuzz/`'s `parquet_reader`).
 
 mod lines;
 
@@ -23,7 +28,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -445,7 +452,7 @@ impl SourceReader {
                 rows_before,
             } => {
                 while *pos >= *batch_rows {
-                    let Some(batch) = batches.next() else {
+                    let Some(batch) = parquet_guard(&self.path, || batches.next())? else {
                         return Ok(None);
                     };
                     let batch = batch.map_err(|e| DataError::Parquet {
@@ -632,12 +639,11 @@ fn open_parquet(spec: &SourceSpec) -> Result<SourceReader> {
         path: path.clone(),
         message: e.to_string(),
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
+    let builder =
+        parquet_guard(&path, || ParquetRecordBatchReaderBuilder::try_new(file))?.map_err(perr)?;
     let schema = builder.schema().clone();
-    let batches = builder
-        .with_batch_size(PARQUET_BATCH)
-        .build()
-        .map_err(perr)?;
+    let batches =
+        parquet_guard(&path, || builder.with_batch_size(PARQUET_BATCH).build())?.map_err(perr)?;
     let file_names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let columns = match &spec.columns {
         Some(names) if names.len() != file_names.len() => {
@@ -677,6 +683,46 @@ fn open_parquet(spec: &SourceSpec) -> Result<SourceReader> {
             pos: 0,
             rows_before: 0,
         },
+    })
+}
+
+thread_local! {
+    /// Whether this thread is inside [`parquet_guard`], whose panics are reported as errors.
+    static IN_PARQUET_GUARD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs a call into the `parquet` crate, turning a panic inside it (an assertion on damaged
+/// metadata, such as a negative column offset) into an error naming the file.
+///
+/// The panic hook is wrapped once so that it stays silent for such a panic: the user gets
+/// the error's one line instead of a panic message above it. Panics elsewhere, on any
+/// thread, still reach the previous hook unchanged.
+fn parquet_guard<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
+    static QUIET_HOOK: Once = Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_PARQUET_GUARD.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let outer = IN_PARQUET_GUARD.with(|g| g.replace(true));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
+    IN_PARQUET_GUARD.with(|g| g.set(outer));
+    result.map_err(|payload| {
+        let cause = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        DataError::Parquet {
+            path: path.to_path_buf(),
+            message: format!(
+                "the file is damaged: the Parquet reader gave up ({})",
+                cause.escape_debug()
+            ),
+        }
     })
 }
 
@@ -775,6 +821,19 @@ mod tests {
     fn missing_file_is_an_io_error() {
         let e = SourceReader::open(&SourceSpec::new("/nonexistent/a.csv")).err();
         assert!(matches!(e, Some(DataError::Io { .. })));
+    }
+
+    #[test]
+    fn a_panic_inside_the_parquet_guard_is_an_error_naming_the_file() {
+        let path = Path::new("damaged.parquet");
+        let e = parquet_guard(path, || -> u8 { panic!("offset\nnegative") }).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r"damaged.parquet: the file is damaged: the Parquet reader gave up (offset\nnegative)"
+        );
+        assert_eq!(parquet_guard(path, || 7).unwrap(), 7);
+        // The guard does not stay on: a later panic elsewhere reaches the previous hook.
+        assert!(!IN_PARQUET_GUARD.with(std::cell::Cell::get));
     }
 
     #[test]

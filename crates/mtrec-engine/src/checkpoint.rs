@@ -13,7 +13,7 @@ use burn::store::{
     ApplyError, ApplyResult, ModuleSnapshot, SafetensorsStore, SafetensorsStoreError,
 };
 use burn::tensor::DType;
-use mtrec_data::Preprocessor;
+use mtrec_data::{DataError, Preprocessor};
 use serde::{Deserialize, Serialize};
 
 use crate::scheme::{Predictor, blank_predictor};
@@ -166,13 +166,17 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, Engine
             ),
         ));
     }
-    let cfg_path = dir.join(CONFIG_FILE);
-    let text = fs::read_to_string(&cfg_path).map_err(|e| ck_err(&cfg_path, e))?;
-    let config = ExperimentConfig::from_toml_str(&text, &cfg_path)?;
-    let preprocessor: Preprocessor = read_json(&dir.join(PREPROCESSOR_FILE))?;
+    let config = read_config(&dir.join(CONFIG_FILE))?;
+    let preprocessor = read_preprocessor(&dir.join(PREPROCESSOR_FILE))?;
     let metrics: serde_json::Value =
         read_json(&dir.join(METRICS_FILE)).unwrap_or(serde_json::Value::Null);
-    let mut model = blank_predictor(&config, &preprocessor.meta(), device)?;
+    check_sizes(&config, dir)?;
+    let mut model = blank_predictor(&config, &preprocessor.meta(), device).map_err(|e| {
+        ck_err(
+            dir,
+            format!("the model cannot be rebuilt from {CONFIG_FILE} and {PREPROCESSOR_FILE}: {e}"),
+        )
+    })?;
     let count = model.models().len();
     for (i, m) in model.models_mut().into_iter().enumerate() {
         load_weights(m, &dir.join(weights_file(i, count)))?;
@@ -182,6 +186,140 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, Engine
         preprocessor,
         model,
         metrics,
+    })
+}
+
+/// The stored config, parsed and range-checked like a config file, but refused in one line
+/// naming the file (a config file being written gets the quoted snippet instead): a hand
+/// edit here is checkpoint damage, found by `fuzz/`'s `checkpoint_files`.
+fn read_config(path: &Path) -> Result<ExperimentConfig, EngineError> {
+    let text = fs::read_to_string(path).map_err(|e| ck_err(path, e))?;
+    let config: ExperimentConfig = toml::from_str(&text).map_err(|e| {
+        let at = e.span().map_or_else(String::new, |span| {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            format!("line {line}: ")
+        });
+        ck_err(path, format!("{at}{}", e.message().trim_end()))
+    })?;
+    config.validate(path).map_err(|e| match e {
+        EngineError::Config { message, .. } => ck_err(path, message),
+        e => e,
+    })?;
+    Ok(config)
+}
+
+/// Refuses a config whose model could not possibly fit its weights, before the model is
+/// built: building allocates some tensors at once (a Tucker core, AdaTT's fusion masks)
+/// and others per level, so `n_levels = 100000000` in a hand-edited `config.toml` would
+/// otherwise take the machine's memory before any shape is compared (found by `fuzz/`'s
+/// `checkpoint_files`). Every integer of `[model]` and `[embedding]` (a width, a count of
+/// experts, levels or ranks, an input index of a searched architecture) stands for at least
+/// that many parameters of at least one byte each, so none may exceed the bytes of the
+/// weights files. Sizes that each pass but multiply to a huge tensor are not caught here.
+fn check_sizes(config: &ExperimentConfig, dir: &Path) -> Result<(), EngineError> {
+    let mut bytes = 0u64;
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("model") && name.ends_with(".safetensors") {
+                // A cut weights file would otherwise be blamed on the config below.
+                check_weights_complete(&entry.path())?;
+                bytes += entry.metadata().map_or(0, |m| m.len());
+            }
+        }
+    }
+    let sections = [
+        ("model", toml::Value::try_from(&config.model)),
+        ("embedding", toml::Value::try_from(&config.embedding)),
+    ];
+    for (name, value) in sections {
+        let Ok(value) = value else { continue };
+        if let Some((key, size)) = largest_integer(name, &value)
+            && size > i128::from(bytes)
+        {
+            return Err(ck_err(
+                &dir.join(CONFIG_FILE),
+                format!(
+                    "`{key}` asks for {size}, more parameters than the {bytes} bytes of \
+                     weights in the folder can hold; {CONFIG_FILE} was likely changed since \
+                     training"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a safetensors file holds what its header declares: the 8-byte header length, the
+/// JSON header, and exactly the tensor bytes its `data_offsets` reach. Reads at most the
+/// header, which is bounded by the file's size first, so a forged length allocates nothing.
+fn check_weights_complete(path: &Path) -> Result<(), EngineError> {
+    use std::io::Read;
+    let damaged = |what: String| {
+        ck_err(
+            path,
+            format!("{what}; the weights file is likely damaged or truncated"),
+        )
+    };
+    let mut file = fs::File::open(path).map_err(|e| ck_err(path, e))?;
+    let size = file.metadata().map_err(|e| ck_err(path, e))?.len();
+    let mut len = [0u8; 8];
+    if file.read_exact(&mut len).is_err() {
+        return Err(damaged(format!(
+            "{size} bytes, shorter than a safetensors header"
+        )));
+    }
+    let header_len = u64::from_le_bytes(len);
+    if header_len > size.saturating_sub(8) {
+        return Err(damaged(format!(
+            "the header declares {header_len} bytes but the file has {size}"
+        )));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(|e| ck_err(path, e))?;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header)
+        .map_err(|e| damaged(format!("its header is not valid JSON ({e})")))?;
+    let data_end = header
+        .iter()
+        .filter(|(name, _)| name.as_str() != "__metadata__")
+        .filter_map(|(_, t)| t.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    let expected = 8 + header_len + data_end;
+    if expected != size {
+        return Err(damaged(format!(
+            "the header declares {expected} bytes in all, the file has {size}"
+        )));
+    }
+    Ok(())
+}
+
+/// The largest integer under `value` and its dotted key (`model.expert`).
+fn largest_integer(key: &str, value: &toml::Value) -> Option<(String, i128)> {
+    match value {
+        toml::Value::Integer(i) => Some((key.to_string(), i128::from(*i))),
+        toml::Value::Array(items) => items
+            .iter()
+            .filter_map(|v| largest_integer(key, v))
+            .max_by_key(|(_, i)| *i),
+        toml::Value::Table(table) => table
+            .iter()
+            .filter_map(|(k, v)| largest_integer(&format!("{key}.{k}"), v))
+            .max_by_key(|(_, i)| *i),
+        _ => None,
+    }
+}
+
+/// The stored vocabularies and statistics, with [`Preprocessor::load_json`]'s checks that
+/// they match the stored schema (a vocabulary removed by hand would otherwise fail only at
+/// prediction time, or build a model of another shape).
+fn read_preprocessor(path: &Path) -> Result<Preprocessor, EngineError> {
+    Preprocessor::load_json(path).map_err(|e| match e {
+        DataError::Json { message, .. } => ck_err(path, message),
+        DataError::Io { error, .. } => ck_err(path, error),
+        e => ck_err(path, e),
     })
 }
 

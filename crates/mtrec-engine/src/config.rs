@@ -79,6 +79,13 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// Cap on the training batches of an epoch (for quick runs); 0 = all.
     pub max_batches_per_epoch: usize,
+    /// Update the embedding table by lazy (row-wise) Adam: a step touches only the rows of
+    /// its batch's ids (see `lazy_adam`). Much faster with large vocabularies; rows a batch
+    /// misses keep still instead of drifting on their momentum, so results differ slightly
+    /// from dense Adam. Plain training only (no `[scheme]`, no per-task-gradient weighting).
+    /// Left out of saved configs when off, so they read as before.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lazy_embeddings: bool,
 }
 
 impl Default for TrainConfig {
@@ -96,6 +103,7 @@ impl Default for TrainConfig {
             seed: 2018,
             eval_batch_size: 8192,
             max_batches_per_epoch: 0,
+            lazy_embeddings: false,
         }
     }
 }

@@ -8,10 +8,12 @@
 pub mod checkpoint;
 pub mod config;
 pub mod curves;
+pub mod device;
 pub mod error;
 pub mod evaluate;
 pub mod events;
 pub mod gates;
+pub mod lazy_adam;
 pub mod loss;
 pub mod requirements;
 pub mod scheme;
@@ -33,7 +35,4 @@ pub use search::{GateSchedule, SearchConfig, SearchLog, SearchOutcome, SearchSte
 pub use stepper::Stepper;
 pub use train::{EpochRecord, TrainOutcome, fit, train};
 
-/// The CPU device every command uses unless a GPU backend is compiled in and chosen.
-pub fn default_device() -> burn::prelude::Device {
-    burn::prelude::Device::flex()
-}
+pub use device::{DeviceChoice, default_device, select_device};

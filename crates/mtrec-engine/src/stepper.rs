@@ -12,6 +12,7 @@ use mtrec_arch::{Model, MultiTaskModel};
 use mtrec_data::{Batch, Dataset, TaskKind};
 use mtrec_weighting::{StepContext, Weighting};
 
+use crate::lazy_adam::LazyTable;
 use crate::scheme::{Predictor, Trainer};
 use crate::tensors::{input_of, labels_of, weights_of};
 use crate::{EngineError, ExperimentConfig};
@@ -35,6 +36,9 @@ pub struct Stepper {
     /// property of the architecture, so it is not re-counted (one reduction and one device
     /// read per parameter) on every step.
     shared: HashMap<ParamId, bool>,
+    /// The embedding table when `train.lazy_embeddings` is on (the model's own copy is then
+    /// stale until [`Trainer::predictor`] writes this one into the snapshot).
+    lazy: Option<LazyTable>,
     device: Device,
 }
 
@@ -47,10 +51,23 @@ impl Stepper {
         task_names: &[String],
         device: &Device,
     ) -> Result<Self, EngineError> {
+        let weighting = mtrec_weighting::build(&cfg.weighting, task_names, device)?;
+        let lazy = if cfg.train.lazy_embeddings {
+            if weighting.per_task_gradients() {
+                return Err(EngineError::Invalid(format!(
+                    "train.lazy_embeddings cannot be combined with [weighting] kind = \"{}\", \
+                     which combines each task's gradients parameter by parameter",
+                    cfg.weighting.kind()
+                )));
+            }
+            Some(LazyTable::from_model(&model, cfg.train.weight_decay)?)
+        } else {
+            None
+        };
         Ok(Self {
             model: Some(model),
             optim: adam(cfg),
-            weighting: mtrec_weighting::build(&cfg.weighting, task_names, device)?,
+            weighting,
             kinds,
             ctx: StepContext {
                 step: 0,
@@ -58,6 +75,7 @@ impl Stepper {
                 learning_rate: cfg.train.learning_rate,
             },
             shared: HashMap::new(),
+            lazy,
             device: device.clone(),
         })
     }
@@ -65,10 +83,29 @@ impl Stepper {
     /// Runs one step on `batch`; returns the training objective before the update.
     pub fn step(&mut self, batch: &Batch) -> f64 {
         let model = self.model.take().expect("model present between steps");
-        let input = input_of(batch, &self.device);
+        let mut input = input_of(batch, &self.device);
         let labels = labels_of(batch, &self.device);
         let weights = weights_of(batch, &self.device);
-        let (loss, grads) = if self.weighting.per_task_gradients() {
+        let gathered = self.lazy.as_ref().map(|table| {
+            let g = table.gather(&batch.sparse, batch.len, &self.device);
+            input.slots = Some(g.slots.clone());
+            g
+        });
+        let (loss, grads) = if let Some(gathered) = gathered {
+            let out = model.forward(&input);
+            let losses = crate::weighted_task_losses(out.outputs, labels, weights, &self.kinds);
+            let (loss, raw) =
+                weighted_backward(self.weighting.as_mut(), &self.ctx, losses, out.aux_loss);
+            let grad = gathered
+                .slots
+                .grad(&raw)
+                .map(|g| g.into_data().try_to_vec_as::<f32>().expect("f32 gradient"));
+            let table = self.lazy.as_mut().expect("gathered from it");
+            if let Some(grad) = grad {
+                table.step(&gathered, &grad, self.ctx.learning_rate);
+            }
+            (loss, GradientsParams::from_grads(raw, &model))
+        } else if self.weighting.per_task_gradients() {
             let every_task = every_task_weighed(batch);
             self.per_task_grads(&model, &input, labels, weights, every_task)
         } else {
@@ -255,7 +292,16 @@ impl Trainer for Stepper {
     }
 
     fn predictor(&self) -> Predictor {
-        Predictor::Whole(self.model().valid())
+        let mut model = self.model().valid();
+        if let Some(table) = &self.lazy {
+            let device = model
+                .embedding()
+                .and_then(|e| e.table_weights())
+                .map(|t| t.device())
+                .expect("a lazy table comes from a model with one");
+            table.write_into(&mut model, &device);
+        }
+        Predictor::Whole(model)
     }
 
     fn eval_weights(&self) -> Vec<f64> {

@@ -19,6 +19,11 @@ pub struct ModelInput {
     /// `[B, D]`, absent when the data has no dense field.
     pub dense: Option<Tensor<2>>,
     pub batch_size: usize,
+    /// `[B, S, d_emb]`: the id slots' embedding rows, already gathered. Training with lazy
+    /// (row-wise) Adam keeps the tables on the host and gathers there, so the autodiff graph
+    /// starts at these rows instead of scattering a gradient over the whole table; `None`
+    /// means the embedding looks the ids up in its own table.
+    pub slots: Option<Tensor<3>>,
 }
 
 impl ModelInput {
@@ -48,6 +53,7 @@ impl ModelInput {
             sparse,
             dense,
             batch_size,
+            slots: None,
         }
     }
 }
@@ -186,7 +192,10 @@ impl FeatureEmbedding {
     pub fn fields(&self, input: &ModelInput) -> Option<Tensor<3>> {
         match (&self.table, &self.offsets, &input.sparse) {
             (Some(table), Some(offsets), Some(ids)) => {
-                let slots = table.forward(ids.clone() + offsets.clone());
+                let slots = match &input.slots {
+                    Some(gathered) => gathered.clone(),
+                    None => table.forward(ids.clone() + offsets.clone()),
+                };
                 if self.segments.is_empty() {
                     return Some(slots);
                 }
@@ -245,6 +254,33 @@ impl FeatureEmbedding {
 
     pub fn d_out(&self) -> usize {
         self.n_fields * self.d_emb + self.n_dense
+    }
+
+    /// Each id slot's row offset in the shared table (`[S]`); empty without sparse fields.
+    pub fn slot_offsets(&self) -> Vec<i64> {
+        self.offsets.as_ref().map_or_else(Vec::new, |o| {
+            o.to_data()
+                .try_to_vec_as::<i64>()
+                .expect("offsets are integers")
+        })
+    }
+
+    pub fn d_emb(&self) -> usize {
+        self.d_emb
+    }
+
+    /// The table `[rows, d_emb]`, `None` without sparse fields.
+    pub fn table_weights(&self) -> Option<Tensor<2>> {
+        self.table.as_ref().map(|t| t.weight.val())
+    }
+
+    /// Replaces the table's values (same shape), keeping the parameter's identity.
+    pub fn set_table_weights(&mut self, weights: Tensor<2>) {
+        if let Some(table) = self.table.take() {
+            let mut table = table;
+            table.weight = table.weight.map(|_| weights);
+            self.table = Some(table);
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod report;
 mod repro;
 mod run;
 mod search;
+mod serve;
 mod train;
 mod tune;
 
@@ -33,6 +34,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Repro(ReproCommand::Census(args)) => repro::census(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Data(DataCommand::Inspect(args)) => data::inspect(args),
         Command::Data(DataCommand::Synth(args)) => data::synth(args),
         Command::Arch(ArchCommand::Show(args)) => arch::show(args),

@@ -131,6 +131,13 @@ pub fn trainer(
             cfg.scheme.kind()
         )));
     }
+    if cfg.train.lazy_embeddings && !matches!(cfg.scheme, SchemeConfig::None) {
+        return Err(EngineError::Invalid(format!(
+            "train.lazy_embeddings cannot be combined with [scheme] kind = \"{}\" (plain \
+             training only)",
+            cfg.scheme.kind()
+        )));
+    }
     // `check_tasks` says this with the schema's line before training; a program that skips
     // it must not get a CrossDistil that ranks masked labels as negatives.
     if matches!(cfg.scheme, SchemeConfig::CrossDistil(_))
