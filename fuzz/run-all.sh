@@ -49,8 +49,12 @@ for t in "${targets[@]}"; do
         failed=1
     fi
     # Each fuzzing process wrote its inputs to a scratch folder of its own (see
-    # `scratch_dir` in src/lib.rs), left behind when libFuzzer exits.
-    rm -rf /dev/shm/mtrec-fuzz-* "${TMPDIR:-/tmp}"/mtrec-fuzz-*
+    # `scratch_dir` in src/lib.rs, named by process id), left behind when libFuzzer exits.
+    # Only folders of finished processes go, so several run-all.sh can run side by side.
+    for d in /dev/shm/mtrec-fuzz-* "${TMPDIR:-/tmp}"/mtrec-fuzz-*; do
+        [ -e "$d" ] || continue
+        kill -0 "${d##*-}" 2>/dev/null || rm -rf "$d"
+    done
     printf '%-20s %12s %10s %8s  %s\n' "$t" "$(final_stat "$log" number_of_executed_units)" \
         "$(final_stat "$log" average_exec_per_sec)" "$(final_stat "$log" peak_rss_mb)" "$result"
 done

@@ -3,49 +3,20 @@
 //! header claims. The fuzz targets `checkpoint_weights` and `checkpoint_files` search the
 //! same surface for longer (see fuzz/README.md).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mtrec_engine::scheme::blank_predictor;
 use mtrec_engine::{ExperimentConfig, default_device, load_checkpoint, save_checkpoint};
 use proptest::prelude::*;
 
-/// The system allocator, recording the largest single request: a loader that believed a
-/// damaged header would ask for gigabytes at once.
-struct Recording;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Recording {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Recording = Recording;
+#[path = "../../mtrec-data/tests/support/largest_alloc.rs"]
+mod largest_alloc;
 
 /// Far above anything these tiny checkpoints need (a few kB), far below a forged length.
 const ALLOCATION_LIMIT: usize = 64 << 20;
 
 fn assert_no_huge_allocation() {
-    let largest = LARGEST.load(Ordering::Relaxed);
+    let largest = largest_alloc::largest();
     assert!(
         largest < ALLOCATION_LIMIT,
         "an allocation of {largest} bytes at once"
