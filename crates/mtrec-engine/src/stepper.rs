@@ -91,21 +91,9 @@ impl Stepper {
             input.slots = Some(g.slots.clone());
             g
         });
-        let (loss, grads) = if let Some(gathered) = gathered {
-            let out = model.forward(&input);
-            let losses = crate::weighted_task_losses(out.outputs, labels, weights, &self.kinds);
-            let (loss, raw) =
-                weighted_backward(self.weighting.as_mut(), &self.ctx, losses, out.aux_loss);
-            let grad = gathered
-                .slots
-                .grad(&raw)
-                .map(|g| g.into_data().try_to_vec_as::<f32>().expect("f32 gradient"));
-            let table = self.lazy.as_mut().expect("gathered from it");
-            if let Some(grad) = grad {
-                table.step(&gathered, &grad, self.ctx.learning_rate);
-            }
-            (loss, GradientsParams::from_grads(raw, &model))
-        } else if self.weighting.per_task_gradients() {
+        // Lazy embeddings exclude per-task gradients (checked in `new`), so they take the
+        // plain path and add one step of the host table.
+        let (loss, grads) = if self.weighting.per_task_gradients() {
             let every_task = every_task_weighed(batch);
             self.per_task_grads(&model, &input, labels, weights, every_task)
         } else {
@@ -113,6 +101,15 @@ impl Stepper {
             let losses = crate::weighted_task_losses(out.outputs, labels, weights, &self.kinds);
             let (loss, raw) =
                 weighted_backward(self.weighting.as_mut(), &self.ctx, losses, out.aux_loss);
+            if let (Some(gathered), Some(table)) = (&gathered, self.lazy.as_mut())
+                && let Some(grad) = gathered.slots.grad(&raw)
+            {
+                let grad = grad
+                    .into_data()
+                    .try_to_vec_as::<f32>()
+                    .expect("f32 gradient");
+                table.step(gathered, &grad, self.ctx.learning_rate);
+            }
             (loss, GradientsParams::from_grads(raw, &model))
         };
         self.model = Some(self.optim.step(self.ctx.learning_rate, model, grads));
