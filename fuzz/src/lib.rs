@@ -108,6 +108,19 @@ pub const CHECKPOINT_FILES: [&str; 5] = [
     "model.safetensors",
 ];
 
+/// `fs::copy`, again when a signal interrupts it: libFuzzer's timers interrupt system calls,
+/// and a harness that panicked on EINTR reported a crash of its own (the first 10-minute run
+/// of `checkpoint_files`, 2026-11-29), not one of mtrec.
+fn copy_retrying(from: &Path, to: &Path) {
+    loop {
+        match std::fs::copy(from, to) {
+            Ok(_) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("copy a fixture {}: {e}", from.display()),
+        }
+    }
+}
+
 /// A copy of `fixtures/checkpoint` in the scratch folder whose file `name` holds `bytes`.
 pub fn checkpoint_with(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = scratch_dir().join("checkpoint");
@@ -117,7 +130,7 @@ pub fn checkpoint_with(name: &str, bytes: &[u8]) -> PathBuf {
         if file == name {
             std::fs::write(&path, bytes).expect("write a checkpoint file");
         } else {
-            std::fs::copy(fixture("checkpoint").join(file), &path).expect("copy a fixture");
+            copy_retrying(&fixture("checkpoint").join(file), &path);
         }
     }
     dir

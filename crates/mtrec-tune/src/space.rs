@@ -47,6 +47,9 @@
 //! rounded to four significant digits, which keeps logs and `best.toml` readable and costs
 //! nothing a validation figure could resolve.
 
+/// The most layers a `layers` parameter may ask for; far beyond any network's depth.
+pub const MAX_LAYERS: usize = 64;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -546,6 +549,13 @@ fn check_param(p: RawParam, line: usize) -> Result<Param, String> {
         if p.layers == Some(0) {
             return Err(named("layers must be at least 1".into()));
         }
+        // A list of that many widths is built per trial: a forged count would ask for more
+        // memory than exists (found by fuzz/'s tune_space target).
+        if let Some(n) = p.layers.filter(|&n| n > MAX_LAYERS) {
+            return Err(named(format!(
+                "layers must be at most {MAX_LAYERS}, got {n}"
+            )));
+        }
         return Ok(Param {
             key,
             kind: ParamKind::Int {
@@ -591,6 +601,21 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    /// fuzz/'s tune_space found `layers = 10776627963145224190` overflowing a vector's
+    /// capacity when the first trial was drawn (2026-11-29); it must be refused when read.
+    #[test]
+    fn a_forged_layer_count_is_refused_when_read() {
+        let text = "trials = 4\ninitial = 2\n[objective]\nmetric = \"valid.loss\"\n\
+                    [[param]]\nkey = \"model.tower\"\ntype = \"int\"\nmin = 2\nmax = 64\n\
+                    log = true\nlayers = 10776627963145224190\n";
+        let err = Space::from_toml_str(text, Path::new("space.toml"))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("layers must be at most 64"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
 
     const SPACE: &str = r#"
 trials = 12
