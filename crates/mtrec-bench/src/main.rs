@@ -149,13 +149,7 @@ const DEFAULT: [&str; 7] = [
 
 /// The training workloads asked for, and the data of the prediction one when asked for.
 fn workloads(args: &Args) -> Result<(Vec<Workload>, Option<Dataset>)> {
-    let wanted = |n: &str| {
-        if args.workload.is_empty() {
-            DEFAULT.contains(&n)
-        } else {
-            args.workload.iter().any(|w| w == n)
-        }
-    };
+    let wanted = |n: &str| asked(args, n);
     if let Some(w) = args.workload.iter().find(|w| !KNOWN.contains(&w.as_str())) {
         bail!("unknown workload `{w}`; known: {}", KNOWN.join(", "));
     }
@@ -526,15 +520,17 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// Whether workload `name` runs: named with `--workload`, or in [`DEFAULT`] when none is.
+fn asked(args: &Args, name: &str) -> bool {
+    if args.workload.is_empty() {
+        DEFAULT.contains(&name)
+    } else {
+        args.workload.iter().any(|w| w == name)
+    }
+}
+
 /// The load workloads asked for: median rows/s of `--rounds` loads of the same file.
 fn loading(args: &Args) -> Result<()> {
-    let asked = |n: &str| {
-        if args.workload.is_empty() {
-            DEFAULT.contains(&n)
-        } else {
-            args.workload.iter().any(|w| w == n)
-        }
-    };
     let mut table = comfy_table::Table::new();
     table.set_header(vec![
         "workload",
@@ -545,7 +541,7 @@ fn loading(args: &Args) -> Result<()> {
     ]);
     let mut any = false;
     for (name, ext) in [("load-parquet", "parquet"), ("load-csv", "csv")] {
-        if !asked(name) {
+        if !asked(args, name) {
             continue;
         }
         any = true;

@@ -176,8 +176,8 @@ impl Preprocessor {
     }
 }
 
-/// A file error of `push_features`, reworded for record `row`: the file and line it
-/// names are placeholders.
+/// A file error of `push_features`, reworded for record `row`: a record has no file or
+/// line, so only the field and the reason are kept.
 fn record_error(row: usize, e: DataError) -> RecordError {
     let (column, message) = match e {
         DataError::BadNumber { field, value, .. } => {
