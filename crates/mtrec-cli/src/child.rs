@@ -55,7 +55,9 @@ pub fn run(
         Transcript::Stderr => Stdio::null(),
         Transcript::CommandAndOutput => Stdio::piped(),
     };
-    let output = Command::new(exe)
+    let mut command = Command::new(exe);
+    die_with_parent(&mut command);
+    let output = command
         .args(args)
         .stdin(Stdio::null())
         .stdout(stdout)
@@ -83,6 +85,32 @@ pub fn run(
         stderr,
         log,
     })
+}
+
+/// On Linux, the child is killed when this process dies, however it dies: a runner killed
+/// by SIGKILL must not leave its runs going on unowned, or the runner started again to resume
+/// them would run each one twice at once on the same folder and run state.
+fn die_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: between fork and exec only async-signal-safe calls: prctl, getppid, _exit.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before prctl took effect.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 /// What a failed child reported: its stderr from the last `error: ` line on (the line

@@ -34,7 +34,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Train a model from an experiment config (TOML) and save a checkpoint.
     #[command(
-        after_help = "Examples:\n  mtrec train --config configs/census-g1-mmoe.toml\n  mtrec train --config configs/synthetic-mmoe.toml --out runs/syn --json\n  mtrec train --config configs/census-g1-mmoe.toml --set train.learning_rate=3e-3 --set model.n_experts=4\n  mtrec train --config configs/census-g1-mmoe-lt4rec.toml   # a sharing scheme (see mtrec models)\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json\n  mtrec train --config configs/kuairand-mtl.toml --strict   # refuse label leaks\n\nBefore training, every input field is scored alone against every label on the training\nsplit; one that nearly determines a label (AUC or R^2 >= 0.96) is a warning, or with\n--strict an error."
+        after_help = "Examples:\n  mtrec train --config configs/census-g1-mmoe.toml\n  mtrec train --config configs/synthetic-mmoe.toml --out runs/syn --json\n  mtrec train --config configs/census-g1-mmoe.toml --set train.learning_rate=3e-3 --set model.n_experts=4\n  mtrec train --config configs/census-g1-mmoe-lt4rec.toml   # a sharing scheme (see mtrec models)\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json\n  mtrec train --config configs/kuairand-mtl.toml --strict   # refuse label leaks\n  mtrec train --config configs/census-g1-mmoe.toml --out runs/g1 --state-every 500   # killed? the same command resumes from runs/g1.state\n\nBefore training, every input field is scored alone against every label on the training\nsplit; one that nearly determines a label (AUC or R^2 >= 0.96) is a warning, or with\n--strict an error."
     )]
     Train(TrainArgs),
     /// AutoMTL: search an architecture (DESAN space, PD-DARTS), finetune it, save it.
@@ -43,7 +43,7 @@ pub enum Command {
     /// `preset = "paper"` runs the spec's settings. The output says how decided the fixed
     /// choices were (median block entropy and gate |p - 0.5| at fixing).
     #[command(
-        after_help = "Examples:\n  mtrec search --config configs/census-g1-automtl.toml\n  mtrec search --config configs/synthetic-c05-automtl.toml --out runs/syn-search --seed 3 --json\n  mtrec search --config configs/census-g1-automtl.toml --set search.preset=paper\n  mtrec arch show runs/census-g1-automtl/arch.json\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json"
+        after_help = "Examples:\n  mtrec search --config configs/census-g1-automtl.toml\n  mtrec search --config configs/synthetic-c05-automtl.toml --out runs/syn-search --seed 3 --json\n  mtrec search --config configs/census-g1-automtl.toml --set search.preset=paper\n  mtrec search --config configs/census-g1-automtl.toml --out runs/s   # killed? the same command resumes from runs/s.state\n  mtrec arch show runs/census-g1-automtl/arch.json\n  mtrec train --config configs/census-g1-automtl.toml --arch runs/census-g1-automtl/arch.json"
     )]
     Search(SearchArgs),
     /// Run a grid of experiments (configs x variants x seeds) by a pool of worker processes.
@@ -167,7 +167,26 @@ pub struct TrainArgs {
     #[arg(long)]
     pub strict: bool,
     #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Where a killed run picks up again: `<out>.state` beside the output folder, written at the
+/// end of every epoch (and with --state-every, every N steps) and removed once the results
+/// are saved. Running the same command again resumes from it.
+#[derive(Args, Debug, Clone, Default)]
+pub struct StateArgs {
+    /// Also save the run state every N optimizer steps inside an epoch (default: at the end
+    /// of each epoch only).
+    #[arg(long, value_name = "N")]
+    pub state_every: Option<std::num::NonZeroUsize>,
+    /// Keep no run state: a killed run starts over.
+    #[arg(long, conflicts_with_all = ["state_every", "restart"])]
+    pub no_state: bool,
+    /// Discard a saved run state and start from the beginning.
+    #[arg(long)]
+    pub restart: bool,
 }
 
 #[derive(Args, Debug)]
@@ -191,6 +210,8 @@ pub struct SearchArgs {
     /// (single-field AUC or R^2 >= 0.96); without it such fields are a warning.
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }

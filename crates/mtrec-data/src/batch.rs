@@ -61,6 +61,15 @@ pub fn batches(
 }
 
 impl BatchIter<'_> {
+    /// Skips the first `n` batches without building them (a resumed epoch).
+    pub fn advance(mut self, n: usize) -> Self {
+        self.pos = self
+            .pos
+            .saturating_add(n.saturating_mul(self.batch_size))
+            .min(self.order.len());
+        self
+    }
+
     /// The table rows in the order the batches visit them, so predictions can
     /// be mapped back to rows.
     pub fn order(&self) -> &[usize] {

@@ -186,6 +186,45 @@ impl LazyTable {
     pub fn weights(&self) -> &[f32] {
         &self.weights
     }
+
+    /// The step count, then the table and both moments, little-endian (a resumable run's
+    /// state).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + 12 * self.weights.len());
+        out.extend_from_slice(&self.step.to_le_bytes());
+        for part in [&self.weights, &self.m, &self.v] {
+            for x in part.iter() {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Takes back [`LazyTable::to_bytes`] of a table of the same size.
+    pub fn load_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let n = self.weights.len();
+        if bytes.len() != 4 + 12 * n {
+            return Err(format!(
+                "the saved embedding table has {} bytes, a table of {n} values needs {}",
+                bytes.len(),
+                4 + 12 * n
+            ));
+        }
+        self.step = i32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+        let floats = bytes[4..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")));
+        for (dst, x) in self
+            .weights
+            .iter_mut()
+            .chain(self.m.iter_mut())
+            .chain(self.v.iter_mut())
+            .zip(floats)
+        {
+            *dst = x;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod gates;
 pub mod lazy_adam;
 pub mod loss;
 pub mod requirements;
+pub mod resume;
 pub mod scheme;
 pub mod search;
 pub mod stepper;
@@ -30,9 +31,12 @@ pub use evaluate::{EvalReport, TaskReport, evaluate, predict};
 pub use events::{Event, NullObserver, Observer};
 pub use loss::{task_losses, weighted_task_losses};
 pub use requirements::{check_tasks, task_requirements};
+pub use resume::StateFile;
 pub use scheme::{Predictor, SchemeConfig, Trainer};
-pub use search::{GateSchedule, SearchConfig, SearchLog, SearchOutcome, SearchStepper, search};
+pub use search::{
+    GateSchedule, SearchConfig, SearchLog, SearchOutcome, SearchStepper, search, search_resumable,
+};
 pub use stepper::Stepper;
-pub use train::{EpochRecord, TrainOutcome, fit, train};
+pub use train::{EpochRecord, TrainOutcome, fit, fit_resumable, train, train_resumable};
 
 pub use device::{DeviceChoice, default_device, select_device};

@@ -2,6 +2,7 @@
 //! The plain training scheme, and what the benchmarks drive, so what is measured is what trains.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use burn::module::{ModuleVisitor, Param, ParamId};
 use burn::optim::decay::WeightDecayConfig;
@@ -13,6 +14,7 @@ use mtrec_data::{Batch, Dataset, TaskKind};
 use mtrec_weighting::{StepContext, Weighting};
 
 use crate::lazy_adam::LazyTable;
+use crate::resume::{Snapshot, record_params, restore_params};
 use crate::scheme::{Predictor, Trainer};
 use crate::tensors::{input_of, labels_of, weights_of};
 use crate::{EngineError, ExperimentConfig};
@@ -304,7 +306,69 @@ impl Trainer for Stepper {
     fn eval_weights(&self) -> Vec<f64> {
         self.weighting.weights()
     }
+
+    fn resumable(&self) -> bool {
+        true
+    }
+
+    fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {
+        let optim = self
+            .optim
+            .into_bytes()
+            .map_err(|e| EngineError::Invalid(format!("saving the optimizer state: {e:?}")))?;
+        snapshot
+            .blobs
+            .insert(MODEL_BLOB.into(), record_params(self.model()));
+        snapshot.blobs.insert(OPTIM_BLOB.into(), optim.to_vec());
+        snapshot
+            .blobs
+            .insert(WEIGHTING_BLOB.into(), self.weighting.save_state()?);
+        if let Some(table) = &self.lazy {
+            snapshot.blobs.insert(LAZY_BLOB.into(), table.to_bytes());
+        }
+        let mut shared: Vec<(u64, bool)> = self.shared.iter().map(|(k, v)| (k.val(), *v)).collect();
+        shared.sort_unstable();
+        snapshot.put("stepper.step", &self.ctx.step)?;
+        snapshot.put("stepper.shared", &shared)
+    }
+
+    fn load_state(&mut self, snapshot: &Snapshot, file: &Path) -> Result<(), EngineError> {
+        let bad = |what: &str, e: String| EngineError::Checkpoint {
+            path: file.to_path_buf(),
+            message: format!("run state: {what}: {e}"),
+        };
+        let model = self.model.take().expect("model present between steps");
+        self.model = Some(
+            restore_params(model, snapshot.blob(file, MODEL_BLOB)?, true)
+                .map_err(|e| bad("the model's weights", e))?,
+        );
+        let optim = std::mem::replace(&mut self.optim, AdamConfig::new().init());
+        let bytes = burn::tensor::Bytes::from_bytes_vec(snapshot.blob(file, OPTIM_BLOB)?.to_vec());
+        self.optim = optim
+            .from_bytes(bytes)
+            .map_err(|e| bad("the optimizer state", format!("{e:?}")))?;
+        self.weighting
+            .load_state(snapshot.blob(file, WEIGHTING_BLOB)?)
+            .map_err(|e| bad("the weighting", e.to_string()))?;
+        if let Some(table) = self.lazy.as_mut() {
+            table
+                .load_bytes(snapshot.blob(file, LAZY_BLOB)?)
+                .map_err(|e| bad("the embedding table", e))?;
+        }
+        self.ctx.step = snapshot.get(file, "stepper.step")?;
+        let shared: Vec<(u64, bool)> = snapshot.get(file, "stepper.shared")?;
+        self.shared = shared
+            .into_iter()
+            .map(|(k, v)| (ParamId::from(k), v))
+            .collect();
+        Ok(())
+    }
 }
+
+const MODEL_BLOB: &str = "stepper.model";
+const OPTIM_BLOB: &str = "stepper.optim";
+const WEIGHTING_BLOB: &str = "stepper.weighting";
+const LAZY_BLOB: &str = "stepper.lazy";
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 //! monitored figure, the best epoch's weights kept.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -9,6 +10,7 @@ use mtrec_arch::Model;
 use mtrec_data::{Batch, Dataset, EncodedTable, TaskKind, batches};
 use serde::{Deserialize, Serialize};
 
+use crate::resume::{Snapshot, StateFile, record_params, restore_params, seed_step};
 use crate::scheme::{Predictor, Trainer, model_meta, trainer};
 use crate::{
     EngineError, EvalReport, Event, ExperimentConfig, Monitor, Observer, TrainConfig, evaluate,
@@ -74,6 +76,17 @@ pub fn train(
     device: &Device,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, EngineError> {
+    train_resumable(cfg, data, device, observer, None)
+}
+
+/// [`train`] keeping its state in `state` and resuming from it (see [`fit_resumable`]).
+pub fn train_resumable(
+    cfg: &ExperimentConfig,
+    data: &Dataset,
+    device: &Device,
+    observer: &mut dyn Observer,
+    state: Option<&StateFile>,
+) -> Result<TrainOutcome, EngineError> {
     device.seed(cfg.train.seed);
     let model = mtrec_arch::build(
         &cfg.model,
@@ -81,7 +94,7 @@ pub fn train(
         &model_meta(&cfg.scheme, &data.meta())?,
         &device.clone().autodiff(),
     )?;
-    fit(model, cfg, data, device, observer)
+    fit_resumable(model, cfg, data, device, observer, state)
 }
 
 /// The figure model selection follows, as "bigger is better". The validation loss in
@@ -128,9 +141,76 @@ pub(crate) fn batches_per_epoch(n_rows: usize, batch_size: usize, max: usize) ->
     if max > 0 { n.min(max) } else { n }
 }
 
-/// One pass over `n_batches` shuffled batches (order seeded by `seed + epoch`), stopping at a
-/// non-finite loss; returns the example-weighted loss sum and the examples seen. The training
-/// loop and the search share it.
+/// How far an epoch has got: batches done and the example-weighted loss over them.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub(crate) struct EpochProgress {
+    pub batches: usize,
+    pub loss_sum: f64,
+    pub seen: usize,
+}
+
+/// One epoch's shuffled batches (order seeded by `seed + epoch`), from where `progress`
+/// says it stands, with the bookkeeping every loop shares: the loss sum, a non-finite loss
+/// stopping the run, the batch event.
+pub(crate) struct Epoch<'a> {
+    batches: std::iter::Take<mtrec_data::BatchIter<'a>>,
+    epoch: usize,
+    pub progress: EpochProgress,
+}
+
+impl<'a> Epoch<'a> {
+    pub fn start(
+        table: &'a EncodedTable,
+        batch_size: usize,
+        n_batches: usize,
+        seed: u64,
+        epoch: usize,
+        progress: EpochProgress,
+    ) -> Self {
+        let order_seed = seed.wrapping_add(epoch as u64);
+        let batches = batches(table, batch_size, Some(order_seed))
+            .advance(progress.batches)
+            .take(n_batches.saturating_sub(progress.batches));
+        Self {
+            batches,
+            epoch,
+            progress,
+        }
+    }
+
+    pub fn next_batch(&mut self) -> Option<Batch> {
+        self.batches.next()
+    }
+
+    /// Counts a step's `loss` on a batch of `len` examples.
+    pub fn record(
+        &mut self,
+        loss: f64,
+        len: usize,
+        observer: &mut dyn Observer,
+    ) -> Result<(), EngineError> {
+        let p = &mut self.progress;
+        p.batches += 1;
+        if !loss.is_finite() {
+            return Err(EngineError::Diverged {
+                epoch: self.epoch,
+                batch: p.batches,
+                loss,
+            });
+        }
+        p.loss_sum += loss * len as f64;
+        p.seen += len;
+        observer.on_event(&Event::Batch {
+            epoch: self.epoch,
+            batch: p.batches,
+            loss,
+        });
+        Ok(())
+    }
+}
+
+/// One whole pass over `n_batches` shuffled batches (see [`Epoch`]); returns the
+/// example-weighted loss sum and the examples seen.
 pub(crate) fn run_epoch(
     table: &EncodedTable,
     batch_size: usize,
@@ -140,29 +220,86 @@ pub(crate) fn run_epoch(
     observer: &mut dyn Observer,
     mut step: impl FnMut(&Batch) -> f64,
 ) -> Result<(f64, usize), EngineError> {
-    let (mut loss_sum, mut seen) = (0.0, 0usize);
-    let order_seed = seed.wrapping_add(epoch as u64);
-    for (i, batch) in batches(table, batch_size, Some(order_seed))
-        .take(n_batches)
-        .enumerate()
-    {
+    let mut pass = Epoch::start(
+        table,
+        batch_size,
+        n_batches,
+        seed,
+        epoch,
+        EpochProgress::default(),
+    );
+    while let Some(batch) = pass.next_batch() {
         let loss = step(&batch);
-        if !loss.is_finite() {
-            return Err(EngineError::Diverged {
-                epoch,
-                batch: i + 1,
-                loss,
-            });
-        }
-        loss_sum += loss * batch.len as f64;
-        seen += batch.len;
-        observer.on_event(&Event::Batch {
-            epoch,
-            batch: i + 1,
-            loss,
-        });
+        pass.record(loss, batch.len, observer)?;
     }
-    Ok((loss_sum, seen))
+    Ok((pass.progress.loss_sum, pass.progress.seen))
+}
+
+/// The training loop's own state between steps; with the trainer's and the best epoch's
+/// weights, what a resumed run needs to go on as if never stopped.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct LoopState {
+    /// The epoch in progress (1-based), `progress` into it.
+    epoch: usize,
+    progress: EpochProgress,
+    /// Training seconds of `epoch` so far.
+    epoch_seconds: f64,
+    history: Vec<EpochRecord>,
+    /// Score and epoch of the best epoch so far.
+    best: Option<(f64, usize)>,
+    since_best: usize,
+    train_seconds: f64,
+    examples: usize,
+    prepare_log: Vec<serde_json::Value>,
+}
+
+const LOOP_KEY: &str = "fit.loop";
+
+fn best_blob(i: usize) -> String {
+    format!("fit.best.{i}")
+}
+
+/// Writes the loop's, the trainer's and the best model's state to `file`.
+fn save_state(
+    file: &StateFile,
+    trainer: &dyn Trainer,
+    state: &LoopState,
+    best: Option<&Predictor>,
+) -> Result<(), EngineError> {
+    let mut snapshot = Snapshot::default();
+    trainer.save_state(&mut snapshot)?;
+    snapshot.put(LOOP_KEY, state)?;
+    if let Some(best) = best {
+        for (i, m) in best.models().into_iter().enumerate() {
+            snapshot.blobs.insert(best_blob(i), record_params(m));
+        }
+    }
+    file.save(&snapshot)
+}
+
+/// Restores the trainer from `snapshot` and returns the loop state and the best model.
+fn load_state(
+    file: &Path,
+    snapshot: &Snapshot,
+    trainer: &mut dyn Trainer,
+) -> Result<(LoopState, Option<Predictor>), EngineError> {
+    trainer.load_state(snapshot, file)?;
+    let state: LoopState = snapshot.get(file, LOOP_KEY)?;
+    let best = match state.best {
+        None => None,
+        Some(_) => {
+            let mut p = trainer.predictor();
+            for (i, m) in p.models_mut().into_iter().enumerate() {
+                *m = restore_params(m.clone(), snapshot.blob(file, &best_blob(i))?, false)
+                    .map_err(|e| EngineError::Checkpoint {
+                        path: file.to_path_buf(),
+                        message: format!("run state: the best epoch's weights: {e}"),
+                    })?;
+            }
+            Some(p)
+        }
+    };
+    Ok((state, best))
 }
 
 /// Trains an already built model (the entry point for models that do not come from
@@ -173,6 +310,20 @@ pub fn fit(
     data: &Dataset,
     device: &Device,
     observer: &mut dyn Observer,
+) -> Result<TrainOutcome, EngineError> {
+    fit_resumable(model, cfg, data, device, observer, None)
+}
+
+/// [`fit`] that keeps its state in `state` (at the end of every epoch, and every
+/// `every_steps` steps) and, when that file holds a state of this experiment, continues
+/// from it. `model` must be built exactly as for the saved run (same config and seed).
+pub fn fit_resumable(
+    model: Model,
+    cfg: &ExperimentConfig,
+    data: &Dataset,
+    device: &Device,
+    observer: &mut dyn Observer,
+    state_file: Option<&StateFile>,
 ) -> Result<TrainOutcome, EngineError> {
     let t = &cfg.train;
     let meta = data.meta();
@@ -192,7 +343,50 @@ pub fn fit(
     let selection_weights = cfg.weighting.selection_weights(names)?;
     let ad_device = device.clone().autodiff();
     let mut stepper = trainer(model, cfg, data, &ad_device)?;
-    let prepare_log = stepper.prepare(data, observer)?;
+    let state_file = match state_file {
+        Some(f) if !stepper.resumable() => {
+            tracing::warn!(
+                "[scheme] kind = \"{}\" cannot save its state yet: no {} is kept, and a \
+                 killed run starts over",
+                cfg.scheme.kind(),
+                f.path.display()
+            );
+            None
+        }
+        f => f,
+    };
+    // A finished search's state holds no training loop yet: its finetune starts fresh.
+    let saved = match state_file {
+        Some(f) => f
+            .load()?
+            .filter(|s| s.values.contains_key(LOOP_KEY))
+            .map(|s| (f, s)),
+        None => None,
+    };
+    let (mut state, mut best) = match &saved {
+        Some((f, snapshot)) => {
+            let (state, best) = load_state(&f.path, snapshot, stepper.as_mut())?;
+            // A warning, so it shows at the default log level: the run goes on, it does not
+            // start over.
+            tracing::warn!(
+                "resuming from {}: epoch {}, {} batches into it",
+                f.path.display(),
+                state.epoch,
+                state.progress.batches
+            );
+            (state, best)
+        }
+        None => {
+            let prepare_log = stepper.prepare(data, observer)?;
+            let state = LoopState {
+                epoch: 1,
+                prepare_log,
+                ..LoopState::default()
+            };
+            (state, None)
+        }
+    };
+    drop(saved);
 
     let n_batches = batches_per_epoch(data.train.n_rows, t.batch_size, t.max_batches_per_epoch);
     observer.on_event(&Event::TrainStart {
@@ -200,33 +394,49 @@ pub fn fit(
         batches_per_epoch: n_batches,
         n_train: data.train.n_rows,
     });
-
-    let mut history = Vec::new();
-    let mut best: Option<(f64, usize, Predictor)> = None;
-    let mut since_best = 0;
-    let mut train_seconds = 0.0;
-    let mut examples = 0usize;
-    for epoch in 1..=t.epochs {
+    let every_steps = state_file.map_or(0, |f| f.every_steps);
+    let mut stopped = false;
+    while state.epoch <= t.epochs && !stopped {
+        let epoch = state.epoch;
         observer.on_event(&Event::EpochStart { epoch });
         stepper.begin_epoch(epoch);
         let start = Instant::now();
-        let (loss_sum, seen) = run_epoch(
+        let mut pass = Epoch::start(
             &data.train,
             t.batch_size,
             n_batches,
             t.seed,
             epoch,
-            observer,
-            |b| stepper.step(b),
-        )?;
-        let seconds = start.elapsed().as_secs_f64();
-        train_seconds += seconds;
-        examples += seen;
+            state.progress,
+        );
+        while let Some(batch) = pass.next_batch() {
+            let step = ((epoch - 1) * n_batches + pass.progress.batches) as u64;
+            seed_step(device, t.seed, step);
+            let loss = stepper.step(&batch);
+            pass.record(loss, batch.len, observer)?;
+            crate::resume::kill_point("step");
+            if let Some(f) = state_file
+                && every_steps > 0
+                && (step + 1).is_multiple_of(every_steps as u64)
+                && pass.progress.batches < n_batches
+            {
+                let mid = LoopState {
+                    progress: pass.progress,
+                    epoch_seconds: state.epoch_seconds + start.elapsed().as_secs_f64(),
+                    ..state.clone()
+                };
+                save_state(f, stepper.as_ref(), &mid, best.as_ref())?;
+            }
+        }
+        let EpochProgress { loss_sum, seen, .. } = pass.progress;
+        let seconds = state.epoch_seconds + start.elapsed().as_secs_f64();
+        state.train_seconds += seconds;
+        state.examples += seen;
         let stats = stepper.end_epoch(data)?;
 
         let (snapshot, valid) = validate(stepper.as_ref(), data, &selection_weights, t, device)?;
         let s = score(&monitor, &valid)?;
-        let improved = best.as_ref().is_none_or(|(b, _, _)| s > *b);
+        let improved = state.best.is_none_or(|(b, _)| s > b);
         let train_loss = loss_sum / seen.max(1) as f64;
         observer.on_event(&Event::EpochEnd {
             epoch,
@@ -235,7 +445,7 @@ pub fn fit(
             improved,
             seconds,
         });
-        history.push(EpochRecord {
+        state.history.push(EpochRecord {
             epoch,
             train_loss,
             valid,
@@ -243,22 +453,33 @@ pub fn fit(
             stats,
         });
         if improved {
-            best = Some((s, epoch, snapshot));
-            since_best = 0;
+            state.best = Some((s, epoch));
+            best = Some(snapshot);
+            state.since_best = 0;
         } else {
-            since_best += 1;
-            if t.patience > 0 && since_best >= t.patience {
-                let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
+            state.since_best += 1;
+            if t.patience > 0 && state.since_best >= t.patience {
+                let best_epoch = state.best.map_or(epoch, |b| b.1);
                 observer.on_event(&Event::EarlyStop { epoch, best_epoch });
-                break;
+                stopped = true;
             }
         }
+        state.epoch += 1;
+        state.progress = EpochProgress::default();
+        state.epoch_seconds = 0.0;
+        if let Some(f) = state_file
+            && !stopped
+            && state.epoch <= t.epochs
+        {
+            save_state(f, stepper.as_ref(), &state, best.as_ref())?;
+        }
     }
-    let Some((_, best_epoch, best_model)) = best else {
+    let (Some((_, best_epoch)), Some(best_model)) = (state.best, best) else {
         return Err(EngineError::Invalid(
             "train.epochs must be at least 1".into(),
         ));
     };
+    let history = state.history;
     let valid = history[best_epoch - 1].valid.clone();
     observer.on_event(&Event::Evaluating { split: "test" });
     // The test loss is weighted as the validation loss was, so the two compare.
@@ -279,13 +500,13 @@ pub fn fit(
     let outcome = TrainOutcome {
         model: best_model,
         history,
-        prepare_log,
+        prepare_log: state.prepare_log,
         loss_weights: stepper.eval_weights(),
         best_epoch,
         valid,
         test,
-        train_seconds,
-        examples_per_second: examples as f64 / train_seconds.max(1e-9),
+        train_seconds: state.train_seconds,
+        examples_per_second: state.examples as f64 / state.train_seconds.max(1e-9),
     };
     if let Some(hint) = outcome.undertrained_hint() {
         tracing::warn!("{hint}");

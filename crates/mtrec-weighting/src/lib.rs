@@ -97,6 +97,38 @@ pub trait Weighting: Send {
     fn update(&mut self, grads: &mut Gradients, ctx: &StepContext) {
         let _ = (grads, ctx);
     }
+
+    /// The weighting's own training state (learnt parameters with their optimizer, moving
+    /// averages), for a run that must resume exactly; empty when it has none.
+    fn save_state(&self) -> Result<Vec<u8>, WeightingError> {
+        Ok(Vec::new())
+    }
+
+    /// Takes back what [`Weighting::save_state`] wrote.
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), WeightingError> {
+        if bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(WeightingError::Invalid(
+                "the saved run state holds weighting state this weighting does not have".into(),
+            ))
+        }
+    }
+}
+
+/// CBOR for a weighting's saved state (f64 values come back bit for bit).
+pub(crate) fn encode_state(value: &impl serde::Serialize) -> Result<Vec<u8>, WeightingError> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out)
+        .map_err(|e| WeightingError::Invalid(format!("encoding the weighting state: {e}")))?;
+    Ok(out)
+}
+
+pub(crate) fn decode_state<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, WeightingError> {
+    ciborium::from_reader(bytes)
+        .map_err(|e| WeightingError::Invalid(format!("the saved weighting state is damaged: {e}")))
 }
 
 /// Builds the weighting a config asks for, for the given task names; learnable weightings put

@@ -23,7 +23,7 @@ pub struct MetaBalance {
     state: HashMap<ParamId, ParamState>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct ParamState {
     /// Moving average `m_k` of task `k`'s gradient norm.
     norms: Vec<f64>,
@@ -86,6 +86,32 @@ impl MetaBalance {
 }
 
 impl Weighting for MetaBalance {
+    /// The moving averages per parameter id (the resumed model takes its ids back).
+    fn save_state(&self) -> Result<Vec<u8>, WeightingError> {
+        let mut list: Vec<(u64, &ParamState)> =
+            self.state.iter().map(|(id, s)| (id.val(), s)).collect();
+        list.sort_by_key(|(id, _)| *id);
+        crate::encode_state(&list)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), WeightingError> {
+        let list: Vec<(u64, ParamState)> = crate::decode_state(bytes)?;
+        let t = self.task_names.len();
+        if list
+            .iter()
+            .any(|(_, s)| s.norms.len() != t || s.seen.len() != t || s.scales.len() != t)
+        {
+            return Err(WeightingError::Invalid(format!(
+                "the saved MetaBalance state is not for {t} tasks"
+            )));
+        }
+        self.state = list
+            .into_iter()
+            .map(|(id, s)| (ParamId::from(id), s))
+            .collect();
+        Ok(())
+    }
+
     /// The plain sum: the balancing happens on gradients, the sum is what gets logged.
     fn combine(&mut self, losses: Tensor<1>, _ctx: &StepContext) -> Tensor<1> {
         losses.sum()

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, ParamId};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Gradients;
@@ -15,6 +15,13 @@ use crate::{StepContext, Weighting, WeightingError};
 #[derive(Module, Debug)]
 struct LogVariances {
     s: Param<Tensor<1>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedState {
+    id: u64,
+    s: Vec<f32>,
+    optim: Vec<u8>,
 }
 
 pub struct UncertaintyWeighting {
@@ -87,6 +94,45 @@ impl Weighting for UncertaintyWeighting {
 
     fn task_names(&self) -> &[String] {
         &self.task_names
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>, WeightingError> {
+        let p = self.params.as_ref().expect("log-variances present");
+        let optim = self
+            .optim
+            .into_bytes()
+            .map_err(|e| WeightingError::Invalid(format!("saving the optimizer: {e:?}")))?;
+        crate::encode_state(&SavedState {
+            id: p.s.id.val(),
+            s: p.s
+                .val()
+                .into_data()
+                .try_to_vec_as::<f32>()
+                .unwrap_or_default(),
+            optim: optim.to_vec(),
+        })
+    }
+
+    /// The log-variances take back their saved id too: the optimizer's state is keyed by it.
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), WeightingError> {
+        let saved: SavedState = crate::decode_state(bytes)?;
+        if saved.s.len() != self.task_names.len() {
+            return Err(WeightingError::Invalid(format!(
+                "the saved uncertainty weighting has {} tasks, this run {}",
+                saved.s.len(),
+                self.task_names.len()
+            )));
+        }
+        let device = self.s().device();
+        let s = Tensor::<1>::from_floats(saved.s.as_slice(), &device).require_grad();
+        self.params = Some(LogVariances {
+            s: Param::initialized(ParamId::from(saved.id), s),
+        });
+        let optim = std::mem::replace(&mut self.optim, AdamConfig::new().init());
+        self.optim = optim
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(saved.optim))
+            .map_err(|e| WeightingError::Invalid(format!("the saved optimizer state: {e:?}")))?;
+        Ok(())
     }
 
     fn update(&mut self, grads: &mut Gradients, ctx: &StepContext) {

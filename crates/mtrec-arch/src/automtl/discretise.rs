@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::block::{Block, normalised_entropy};
+use super::block::{Block, Op, normalised_entropy};
+use super::genotype::OpKind;
 use super::network::{AutoMtl, BlockAt, GateAt};
 
 /// One fixed choice, as the search log records it.
@@ -28,7 +29,85 @@ pub struct OpenBlock {
     pub entropy: f64,
 }
 
+/// Every choice fixed so far, position by position: what a resumed search replays on a
+/// freshly built super-network so that its parameters line up with the saved ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Choices {
+    /// Per block position (see [`AutoMtl::block_positions`]), the op it was fixed to.
+    pub blocks: Vec<Option<String>>,
+    /// Per gate position (see [`AutoMtl::gate_positions`]), each element's fixed value.
+    pub gates: Vec<Vec<Option<bool>>>,
+}
+
+impl Op {
+    /// The candidate this op was made from.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            Op::Identity(_) => OpKind::Identity,
+            Op::Mlp(m) => OpKind::Mlp(m.hidden.weight.dims()[1]),
+        }
+    }
+}
+
 impl AutoMtl {
+    /// The choices fixed so far.
+    pub fn choices(&self) -> Choices {
+        Choices {
+            blocks: self
+                .block_positions()
+                .into_iter()
+                .map(|at| match self.block(at) {
+                    Block::Mixed(_) => None,
+                    Block::Fixed(op) => Some(op.kind().to_string()),
+                })
+                .collect(),
+            gates: self
+                .gate_positions()
+                .into_iter()
+                .map(|at| self.gate(at).state().to_vec())
+                .collect(),
+        }
+    }
+
+    /// Fixes what `choices` records on a network with nothing fixed yet, built from the same
+    /// search space; refuses choices of another space.
+    pub fn apply_choices(&mut self, choices: &Choices) -> Result<(), String> {
+        let blocks = self.block_positions();
+        let gates = self.gate_positions();
+        if blocks.len() != choices.blocks.len() || gates.len() != choices.gates.len() {
+            return Err(format!(
+                "the saved choices are for {} blocks and {} gates, this network has {} and {}",
+                choices.blocks.len(),
+                choices.gates.len(),
+                blocks.len(),
+                gates.len()
+            ));
+        }
+        for (at, choice) in blocks.into_iter().zip(&choices.blocks) {
+            let Some(name) = choice else { continue };
+            let Block::Mixed(m) = self.block(at) else {
+                return Err(format!("block {at} is already fixed"));
+            };
+            let index = m
+                .candidates()
+                .iter()
+                .position(|c| c.to_string() == *name)
+                .ok_or_else(|| format!("block {at} has no candidate `{name}`"))?;
+            self.block_mut(at).fix(index);
+        }
+        for (at, state) in gates.into_iter().zip(&choices.gates) {
+            if state.len() != self.gate(at).len() {
+                return Err(format!("gate {at:?} has another number of elements"));
+            }
+            for (i, keep) in state.iter().enumerate() {
+                if let Some(keep) = keep {
+                    self.gate_mut(at).fix(i, *keep);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Every mixed block with `softmax(beta)` and its normalised entropy, input side first.
     pub fn open_blocks(&self) -> Vec<OpenBlock> {
         self.block_positions()

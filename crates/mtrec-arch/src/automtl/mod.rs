@@ -18,7 +18,7 @@ pub mod regularise;
 pub mod space;
 
 pub use block::{Block, MixedBlock, Op, normalised_entropy};
-pub use discretise::{Decision, OpenBlock};
+pub use discretise::{Choices, Decision, OpenBlock};
 pub use gate::{BinaryGate, GateMode, straight_through};
 pub use genotype::{ExpertGene, FeatureGene, Genotype, LayerGene, OpKind, TowerGene};
 pub use network::{AutoMtl, BlockAt, Expert, ExpertLayer, FeatureSelector, GateAt, Tower};

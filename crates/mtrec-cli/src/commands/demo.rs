@@ -39,5 +39,5 @@ pub fn run(args: DemoArgs) -> Result<()> {
         c.subsample = Some(n);
     }
     let base = project_dir()?;
-    super::train::run_experiment(&cfg, &base, &args.out, args.output.json, false)
+    super::train::run_experiment(&cfg, &base, &args.out, args.output.json, false, None)
 }

@@ -32,7 +32,9 @@ pub fn run(args: SearchArgs) -> Result<()> {
     super::train::check_leakage(&data, args.strict)?;
     let device = mtrec_engine::default_device();
     let mut progress = Progress::new();
-    let outcome = mtrec_engine::search(&cfg, &data, &device, &mut progress)?;
+    let state = super::train::state_file(&args.state, &out, &cfg)?;
+    let outcome =
+        mtrec_engine::search_resumable(&cfg, &data, &device, &mut progress, state.as_ref())?;
     drop(progress);
     let wall = started.elapsed().as_secs_f64();
     let report = report_json(&cfg, &outcome, &out, wall);
@@ -48,6 +50,9 @@ pub fn run(args: SearchArgs) -> Result<()> {
         ],
     )
     .with_context(|| format!("saving the search result to {}", out.display()))?;
+    if let Some(state) = &state {
+        state.remove()?;
+    }
     for (file, result) in [
         (
             "search.svg",

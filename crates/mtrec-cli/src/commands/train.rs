@@ -6,10 +6,10 @@ use anyhow::{Context, Result};
 use mtrec_arch::ArchConfig;
 use mtrec_arch::automtl::Genotype;
 use mtrec_engine::config::Override;
-use mtrec_engine::{ExperimentConfig, TrainOutcome, save_checkpoint_with};
+use mtrec_engine::{ExperimentConfig, StateFile, TrainOutcome, save_checkpoint_with};
 use mtrec_report::{Panel, Series, write_svg};
 
-use crate::cli::TrainArgs;
+use crate::cli::{StateArgs, TrainArgs};
 use crate::progress::Progress;
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -40,7 +40,30 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
-    run_experiment(&cfg, Path::new("."), &out, args.output.json, args.strict)
+    let state = state_file(&args.state, &out, &cfg)?;
+    run_experiment(
+        &cfg,
+        Path::new("."),
+        &out,
+        args.output.json,
+        args.strict,
+        state.as_ref(),
+    )
+}
+
+/// The run state of a command writing to `out` as `--state-every`, `--no-state` and
+/// `--restart` ask (see [`StateArgs`]).
+pub fn state_file(
+    args: &StateArgs,
+    out: &Path,
+    cfg: &ExperimentConfig,
+) -> Result<Option<StateFile>> {
+    let every = args.state_every.map_or(0, |n| n.get());
+    let file = StateFile::beside(out, every, cfg);
+    if args.restart {
+        file.remove()?;
+    }
+    Ok((!args.no_state).then_some(file))
 }
 
 /// A flag (`--epochs 3`) and a `--set` of the key it stands for (`train.epochs=1`): which one
@@ -67,6 +90,7 @@ pub fn run_experiment(
     out: &Path,
     json: bool,
     strict: bool,
+    state: Option<&StateFile>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let spinner = Progress::spinner("loading data");
@@ -82,7 +106,7 @@ pub fn run_experiment(
     );
     let device = mtrec_engine::default_device();
     let mut progress = Progress::new();
-    let outcome = mtrec_engine::train(cfg, &data, &device, &mut progress)?;
+    let outcome = mtrec_engine::train_resumable(cfg, &data, &device, &mut progress, state)?;
     drop(progress);
     let report = report_json(cfg, &outcome, out, started.elapsed().as_secs_f64());
     let log = stats_log(&outcome);
@@ -99,6 +123,9 @@ pub fn run_experiment(
         &extra,
     )
     .with_context(|| format!("saving the checkpoint to {}", out.display()))?;
+    if let Some(state) = state {
+        state.remove()?;
+    }
     let curves = out.join("curves.svg");
     if let Err(e) = write_svg(&curves, &curve_panels(&outcome)) {
         tracing::warn!("cannot draw {}: {e}", curves.display());

@@ -15,6 +15,7 @@ pub mod predictor;
 pub mod subnet;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use mtrec_arch::Model;
 use mtrec_data::{Batch, Dataset, FeatureMeta, TaskRequirement};
@@ -26,6 +27,7 @@ pub use csm::CsmConfig;
 pub use lt4rec::Lt4recConfig;
 pub use predictor::Predictor;
 
+use crate::resume::Snapshot;
 use crate::{EngineError, ExperimentConfig, Observer, Stepper};
 
 /// The `[scheme]` section of an experiment config.
@@ -104,6 +106,30 @@ pub trait Trainer {
     /// The per-task loss weights as they stand (learnt ones included), for the report; the
     /// validation loss uses fixed weights instead (`WeightingConfig::selection_weights`).
     fn eval_weights(&self) -> Vec<f64>;
+
+    /// Whether [`Trainer::save_state`] captures everything later steps depend on, so that a
+    /// killed run can resume exactly. The sharing schemes' masks, scores and per-task
+    /// networks are not captured yet: their runs start over.
+    fn resumable(&self) -> bool {
+        false
+    }
+
+    /// Adds the trainer's state (weights, optimizer, weighting) to `snapshot`.
+    fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {
+        let _ = snapshot;
+        Err(EngineError::Invalid(
+            "this training scheme cannot save its state".into(),
+        ))
+    }
+
+    /// Takes back what [`Trainer::save_state`] wrote (read from `file`), on a trainer built
+    /// as the saved one was.
+    fn load_state(&mut self, snapshot: &Snapshot, file: &Path) -> Result<(), EngineError> {
+        let _ = (snapshot, file);
+        Err(EngineError::Invalid(
+            "this training scheme cannot resume".into(),
+        ))
+    }
 }
 
 /// The feature layout the model is built for: the data's, plus a scheme's extra outputs.

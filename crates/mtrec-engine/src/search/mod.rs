@@ -11,13 +11,14 @@
 //! length and follows every architecture step with a decoupled regulariser step; every fixed
 //! choice's decidedness is logged ([`decidedness`]).
 
+use std::path::Path;
 use std::time::Instant;
 
 use burn::module::ParamId;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::prelude::*;
-use mtrec_arch::automtl::{ArchRegularisation, AutoMtl, Decision, GateMode, Genotype};
+use mtrec_arch::automtl::{ArchRegularisation, AutoMtl, Choices, Decision, GateMode, Genotype};
 use mtrec_arch::{ArchConfig, Model, MultiTaskModel};
 use mtrec_data::{Batch, Dataset, FeatureMeta, TaskKind, batches, split_indices};
 use serde::{Deserialize, Serialize};
@@ -34,10 +35,11 @@ use crate::tensors::{input_of, labels_of, weights_of};
 
 /// Keeps the held-out permutation independent of the data split's, which uses the same seed.
 const HOLDOUT_SEED_SALT: u64 = 0x5eed_a4c4;
+use crate::resume::{Snapshot, StateFile, record_params, restore_params, seed_step};
 use crate::train::{batches_per_epoch, run_epoch};
 use crate::{
-    EngineError, EvalReport, Event, ExperimentConfig, Observer, TrainOutcome, evaluate, fit,
-    weighted_task_losses,
+    EngineError, EvalReport, Event, ExperimentConfig, Observer, TrainOutcome, evaluate,
+    fit_resumable, weighted_task_losses,
 };
 
 /// The state of one open block at the end of an epoch.
@@ -327,6 +329,97 @@ impl SearchStepper {
     pub fn weights(&self) -> Vec<f64> {
         self.weighting.weights()
     }
+
+    /// Adds the network's parameters (with their ids), the three optimizers, the weighting
+    /// and the step counters to `snapshot`. The fixed choices are the caller's
+    /// ([`AutoMtl::choices`]): they decide which parameters exist.
+    fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {
+        snapshot
+            .blobs
+            .insert("search.net".into(), record_params(self.net()));
+        for (name, optim) in [
+            ("search.weight_optim", &self.weight_optim),
+            ("search.arch_optim", &self.arch_optim),
+            ("search.reg_optim", &self.reg_optim),
+        ] {
+            let bytes = optim
+                .into_bytes()
+                .map_err(|e| EngineError::Invalid(format!("saving {name}: {e:?}")))?;
+            snapshot.blobs.insert(name.into(), bytes.to_vec());
+        }
+        snapshot
+            .blobs
+            .insert("search.weighting".into(), self.weighting.save_state()?);
+        snapshot.put("search.steps", &(self.ctx.step, self.joint_done))
+    }
+
+    /// Takes back [`SearchStepper::save_state`] on a stepper whose network has the saved
+    /// choices fixed.
+    fn load_state(&mut self, snapshot: &Snapshot, file: &Path) -> Result<(), EngineError> {
+        let bad = |what: &str, e: String| EngineError::Checkpoint {
+            path: file.to_path_buf(),
+            message: format!("run state: {what}: {e}"),
+        };
+        let net = self.net.take().expect("network present between steps");
+        self.net = Some(
+            restore_params(net, snapshot.blob(file, "search.net")?, true)
+                .map_err(|e| bad("the super-network", e))?,
+        );
+        for (name, optim) in [
+            ("search.weight_optim", &mut self.weight_optim),
+            ("search.arch_optim", &mut self.arch_optim),
+            ("search.reg_optim", &mut self.reg_optim),
+        ] {
+            let old = std::mem::replace(optim, SgdConfig::new().init());
+            let bytes = burn::tensor::Bytes::from_bytes_vec(snapshot.blob(file, name)?.to_vec());
+            *optim = old
+                .from_bytes(bytes)
+                .map_err(|e| bad(name, format!("{e:?}")))?;
+        }
+        self.weighting
+            .load_state(snapshot.blob(file, "search.weighting")?)
+            .map_err(|e| bad("the weighting", e.to_string()))?;
+        (self.ctx.step, self.joint_done) = snapshot.get(file, "search.steps")?;
+        Ok(())
+    }
+}
+
+/// The search loop's state after an epoch: what a resumed search goes on from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SearchLoop {
+    /// The next epoch to run (1-based); past the last one, the search is done.
+    next_epoch: usize,
+    choices: Choices,
+    log: SearchLog,
+    search_seconds: f64,
+}
+
+const SEARCH_LOOP_KEY: &str = "search.loop";
+
+/// The part of a finished search's state its finetune carries: the loop (choices and log)
+/// and the network's weights.
+fn carried(snapshot: &Snapshot) -> Snapshot {
+    let mut carry = Snapshot::default();
+    for key in [SEARCH_LOOP_KEY] {
+        if let Some(v) = snapshot.values.get(key) {
+            carry.values.insert(key.into(), v.clone());
+        }
+    }
+    for key in [
+        "search.net",
+        "search.weight_optim",
+        "search.arch_optim",
+        "search.reg_optim",
+        "search.weighting",
+    ] {
+        if let Some(b) = snapshot.blobs.get(key) {
+            carry.blobs.insert(key.into(), b.clone());
+        }
+    }
+    if let Some(v) = snapshot.values.get("search.steps") {
+        carry.values.insert("search.steps".into(), v.clone());
+    }
+    carry
 }
 
 /// Searches the `[model] kind = "automtl"` space on `data`, then finetunes the result.
@@ -335,6 +428,19 @@ pub fn search(
     data: &Dataset,
     device: &Device,
     observer: &mut dyn Observer,
+) -> Result<SearchOutcome, EngineError> {
+    search_resumable(cfg, data, device, observer, None)
+}
+
+/// [`search`] keeping its state in `state_file` after every epoch (and through the finetune,
+/// see [`fit_resumable`]) and resuming from it: the phase, the choices fixed, the weights,
+/// architecture parameters and optimizers.
+pub fn search_resumable(
+    cfg: &ExperimentConfig,
+    data: &Dataset,
+    device: &Device,
+    observer: &mut dyn Observer,
+    state_file: Option<&StateFile>,
 ) -> Result<SearchOutcome, EngineError> {
     let ArchConfig::Automtl(space) = &cfg.model else {
         return Err(EngineError::Invalid(format!(
@@ -365,6 +471,31 @@ pub fn search(
     };
     let mut stepper = SearchStepper::new(net, cfg, &meta, &ad_device)?;
     stepper.net_mut().set_prune_below(s.prune_below as f32);
+    let saved = match state_file {
+        Some(f) => f.load()?,
+        None => None,
+    };
+    let resumed: Option<SearchLoop> = match (&saved, state_file) {
+        (Some(snapshot), Some(f)) => {
+            let state: SearchLoop = snapshot.get(&f.path, SEARCH_LOOP_KEY)?;
+            stepper
+                .net_mut()
+                .apply_choices(&state.choices)
+                .map_err(|e| EngineError::Checkpoint {
+                    path: f.path.clone(),
+                    message: format!("run state: the fixed choices: {e}"),
+                })?;
+            stepper.set_joint(false);
+            stepper.load_state(snapshot, &f.path)?;
+            tracing::warn!(
+                "resuming the search from {} at epoch {}",
+                f.path.display(),
+                state.next_epoch
+            );
+            Some(state)
+        }
+        _ => None,
+    };
 
     let started = Instant::now();
     // Bilevel search: the weights never see the held-out rows; architecture steps use only them.
@@ -393,15 +524,22 @@ pub fn search(
     let total = s.warmup_epochs + s.joint_epochs;
     let joint_steps = n_arch_batches * s.joint_epochs;
     stepper.plan_joint_steps(joint_steps);
-    let mut log = SearchLog {
-        candidates: space.candidates.iter().map(|c| c.to_string()).collect(),
-        joint_steps,
-        epochs: Vec::new(),
-        decidedness: Decidedness::default(),
+    let (first_epoch, mut log, seconds_before) = match resumed {
+        Some(state) => (state.next_epoch, state.log, state.search_seconds),
+        None => (
+            1,
+            SearchLog {
+                candidates: space.candidates.iter().map(|c| c.to_string()).collect(),
+                joint_steps,
+                epochs: Vec::new(),
+                decidedness: Decidedness::default(),
+            },
+            0.0,
+        ),
     };
-    for epoch in 1..=total {
+    for epoch in first_epoch..=total {
         let joint = epoch > s.warmup_epochs;
-        if epoch == 1 || epoch == s.warmup_epochs + 1 {
+        if epoch == first_epoch || epoch == s.warmup_epochs + 1 {
             observer.on_event(&Event::Phase {
                 name: if joint { "joint" } else { "warm-up" },
                 epochs: if joint {
@@ -434,7 +572,15 @@ pub fn search(
             epoch,
             observer,
             |b| {
+                // Reseeded per step: a search resumed at an epoch boundary draws what the
+                // uninterrupted one drew.
+                seed_step(
+                    device,
+                    cfg.train.seed,
+                    ((epoch - 1) * n_batches + done) as u64,
+                );
                 let Some(arch_batches) = arch_batches.as_mut() else {
+                    done += 1;
                     return stepper.step(b);
                 };
                 let loss = stepper.weight_step(b);
@@ -511,9 +657,47 @@ pub fn search(
             sharpen: reg.sharpen,
             op_cost: reg.op_cost,
         });
+        if let Some(f) = state_file {
+            let mut snapshot = Snapshot::default();
+            stepper.save_state(&mut snapshot)?;
+            snapshot.put(
+                SEARCH_LOOP_KEY,
+                &SearchLoop {
+                    next_epoch: epoch + 1,
+                    choices: stepper.net().choices(),
+                    log: log.clone(),
+                    search_seconds: seconds_before + started.elapsed().as_secs_f64(),
+                },
+            )?;
+            f.save(&snapshot)?;
+            crate::resume::kill_point("search-epoch");
+        }
     }
     log.decidedness = decidedness(log.epochs.iter().flat_map(|e| &e.decisions));
-    let search_seconds = started.elapsed().as_secs_f64();
+    let search_seconds = seconds_before + started.elapsed().as_secs_f64();
+    // The finetune's states carry the finished search along, so a run killed during the
+    // finetune resumes it instead of searching again.
+    let finetune_state = match (state_file, &saved) {
+        (Some(f), Some(snapshot)) if first_epoch > total => Some(f.with_carry(carried(snapshot))),
+        (Some(f), _) => {
+            let mut snapshot = Snapshot::default();
+            stepper.save_state(&mut snapshot)?;
+            snapshot.put(
+                SEARCH_LOOP_KEY,
+                &SearchLoop {
+                    next_epoch: total + 1,
+                    choices: stepper.net().choices(),
+                    log: log.clone(),
+                    search_seconds,
+                },
+            )?;
+            let carry = carried(&snapshot);
+            f.save(&snapshot)?;
+            Some(f.with_carry(carry))
+        }
+        (None, _) => None,
+    };
+    drop(saved);
     let net = stepper.into_net();
     let genotype = net
         .genotype()
@@ -529,7 +713,14 @@ pub fn search(
         batches_per_epoch: data.train.n_rows.div_ceil(cfg.train.batch_size),
     });
     let finetune_start = Instant::now();
-    let finetune = fit(Model::AutoMtl(net), &retrain_config, data, device, observer)?;
+    let finetune = fit_resumable(
+        Model::AutoMtl(net),
+        &retrain_config,
+        data,
+        device,
+        observer,
+        finetune_state.as_ref(),
+    )?;
     Ok(SearchOutcome {
         genotype,
         log,
