@@ -399,27 +399,20 @@ const SEARCH_LOOP_KEY: &str = "search.loop";
 /// The part of a finished search's state its finetune carries: the loop (choices and log)
 /// and the network's weights.
 fn carried(snapshot: &Snapshot) -> Snapshot {
-    let mut carry = Snapshot::default();
-    for key in [SEARCH_LOOP_KEY] {
-        if let Some(v) = snapshot.values.get(key) {
-            carry.values.insert(key.into(), v.clone());
-        }
+    Snapshot {
+        values: snapshot
+            .values
+            .iter()
+            .filter(|(k, _)| k.starts_with("search."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        blobs: snapshot
+            .blobs
+            .iter()
+            .filter(|(k, _)| k.starts_with("search."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     }
-    for key in [
-        "search.net",
-        "search.weight_optim",
-        "search.arch_optim",
-        "search.reg_optim",
-        "search.weighting",
-    ] {
-        if let Some(b) = snapshot.blobs.get(key) {
-            carry.blobs.insert(key.into(), b.clone());
-        }
-    }
-    if let Some(v) = snapshot.values.get("search.steps") {
-        carry.values.insert("search.steps".into(), v.clone());
-    }
-    carry
 }
 
 /// Searches the `[model] kind = "automtl"` space on `data`, then finetunes the result.
@@ -471,7 +464,7 @@ pub fn search_resumable(
     };
     let mut stepper = SearchStepper::new(net, cfg, &meta, &ad_device)?;
     stepper.net_mut().set_prune_below(s.prune_below as f32);
-    let saved = match state_file {
+    let mut saved = match state_file {
         Some(f) => f.load()?,
         None => None,
     };
@@ -671,31 +664,16 @@ pub fn search_resumable(
             )?;
             f.save(&snapshot)?;
             crate::resume::kill_point("search-epoch");
+            saved = Some(snapshot);
         }
     }
     log.decidedness = decidedness(log.epochs.iter().flat_map(|e| &e.decisions));
     let search_seconds = seconds_before + started.elapsed().as_secs_f64();
-    // The finetune's states carry the finished search along, so a run killed during the
-    // finetune resumes it instead of searching again.
+    // The finetune's states carry the finished search (its last epoch's state) along, so a
+    // run killed during the finetune resumes it instead of searching again.
     let finetune_state = match (state_file, &saved) {
-        (Some(f), Some(snapshot)) if first_epoch > total => Some(f.with_carry(carried(snapshot))),
-        (Some(f), _) => {
-            let mut snapshot = Snapshot::default();
-            stepper.save_state(&mut snapshot)?;
-            snapshot.put(
-                SEARCH_LOOP_KEY,
-                &SearchLoop {
-                    next_epoch: total + 1,
-                    choices: stepper.net().choices(),
-                    log: log.clone(),
-                    search_seconds,
-                },
-            )?;
-            let carry = carried(&snapshot);
-            f.save(&snapshot)?;
-            Some(f.with_carry(carry))
-        }
-        (None, _) => None,
+        (Some(f), Some(last)) => Some(f.with_carry(carried(last))),
+        (f, _) => f.cloned(),
     };
     drop(saved);
     let net = stepper.into_net();
