@@ -162,12 +162,10 @@ fn a_kill_during_a_state_write_keeps_the_previous_state() {
     );
 }
 
-/// Lazy embedding tables (the table and its moments on the host) on data with categorical
-/// fields, killed at the end of epoch 1's state and inside epoch 2.
-#[test]
-fn lazy_embeddings_resume_bit_for_bit() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("p.parquet");
+/// Generates 1,500 rows of the planted recommendation data (categorical fields, binary
+/// tasks) into `dir`; returns the `[data]` section reading them.
+fn recsys_data(dir: &Path) -> String {
+    let data = dir.join("p.parquet");
     let o = common::mtrec(&[
         "data",
         "synth",
@@ -186,15 +184,39 @@ fn lazy_embeddings_resume_bit_for_bit() {
         schema.is_file(),
         "the generator writes its schema beside the data"
     );
-    let config = format!(
-        "name = \"resume-lazy\"\n[data]\nkind = \"files\"\nschema = \"{}\"\ntrain = \"{}\"\n\
-         [embedding]\ndim = 4\n[model]\nkind = \"mmoe\"\nn_experts = 2\nexpert = [8]\n\
-         tower = [4]\n[train]\nbatch_size = 200\nepochs = 2\npatience = 0\n\
-         lazy_embeddings = true\nseed = 9\n",
+    format!(
+        "[data]\nkind = \"files\"\nschema = \"{}\"\ntrain = \"{}\"\n",
         schema.display(),
         data.display()
+    )
+}
+
+/// Lazy embedding tables (the table and its moments on the host) on data with categorical
+/// fields, killed inside epoch 2 (1,200 training rows in batches of 200: 6 steps an epoch).
+#[test]
+fn lazy_embeddings_resume_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "name = \"resume-lazy\"\n{}[embedding]\ndim = 4\n[model]\nkind = \"mmoe\"\n\
+         n_experts = 2\nexpert = [8]\ntower = [4]\n[train]\nbatch_size = 200\nepochs = 2\n\
+         patience = 0\nlazy_embeddings = true\nseed = 9\n",
+        recsys_data(dir.path())
     );
     train_resumes_exactly(&config, &["--state-every", "2"], &["step:9"]);
+}
+
+/// CrossDistil: teachers' calibration, alternating teacher and student steps and the epoch's
+/// figures so far come back; killed in the warm-up epoch and inside the first distilling one.
+#[test]
+fn cross_distil_resumes_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "name = \"resume-distil\"\n{}[embedding]\ndim = 4\n[model]\nkind = \"mmoe\"\n\
+         n_experts = 2\nexpert = [8]\ntower = [4]\n[scheme]\nkind = \"cross-distil\"\n\
+         warmup_epochs = 1\n[train]\nbatch_size = 200\nepochs = 3\npatience = 0\nseed = 9\n",
+        recsys_data(dir.path())
+    );
+    train_resumes_exactly(&config, &["--state-every", "2"], &["step:3", "step:9"]);
 }
 
 const SEARCH: &str = r#"

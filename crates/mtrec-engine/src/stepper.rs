@@ -312,17 +312,7 @@ impl Trainer for Stepper {
     }
 
     fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {
-        let optim = self
-            .optim
-            .into_bytes()
-            .map_err(|e| EngineError::Invalid(format!("saving the optimizer state: {e:?}")))?;
-        snapshot
-            .blobs
-            .insert(MODEL_BLOB.into(), record_params(self.model()));
-        snapshot.blobs.insert(OPTIM_BLOB.into(), optim.to_vec());
-        snapshot
-            .blobs
-            .insert(WEIGHTING_BLOB.into(), self.weighting.save_state()?);
+        save_core(snapshot, self.model(), &self.optim, self.weighting.as_ref())?;
         if let Some(table) = &self.lazy {
             snapshot.blobs.insert(LAZY_BLOB.into(), table.to_bytes());
         }
@@ -333,27 +323,18 @@ impl Trainer for Stepper {
     }
 
     fn load_state(&mut self, snapshot: &Snapshot, file: &Path) -> Result<(), EngineError> {
-        let bad = |what: &str, e: String| EngineError::Checkpoint {
-            path: file.to_path_buf(),
-            message: format!("run state: {what}: {e}"),
-        };
         let model = self.model.take().expect("model present between steps");
-        self.model = Some(
-            restore_params(model, snapshot.blob(file, MODEL_BLOB)?, true)
-                .map_err(|e| bad("the model's weights", e))?,
-        );
-        let optim = std::mem::replace(&mut self.optim, AdamConfig::new().init());
-        let bytes = burn::tensor::Bytes::from_bytes_vec(snapshot.blob(file, OPTIM_BLOB)?.to_vec());
-        self.optim = optim
-            .from_bytes(bytes)
-            .map_err(|e| bad("the optimizer state", format!("{e:?}")))?;
-        self.weighting
-            .load_state(snapshot.blob(file, WEIGHTING_BLOB)?)
-            .map_err(|e| bad("the weighting", e.to_string()))?;
+        self.model = Some(load_core(
+            snapshot,
+            file,
+            model,
+            &mut self.optim,
+            self.weighting.as_mut(),
+        )?);
         if let Some(table) = self.lazy.as_mut() {
             table
                 .load_bytes(snapshot.blob(file, LAZY_BLOB)?)
-                .map_err(|e| bad("the embedding table", e))?;
+                .map_err(|e| state_damage(file, "the embedding table", e))?;
         }
         self.ctx.step = snapshot.get(file, "stepper.step")?;
         let shared: Vec<(u64, bool)> = snapshot.get(file, "stepper.shared")?;
@@ -369,6 +350,56 @@ const MODEL_BLOB: &str = "stepper.model";
 const OPTIM_BLOB: &str = "stepper.optim";
 const WEIGHTING_BLOB: &str = "stepper.weighting";
 const LAZY_BLOB: &str = "stepper.lazy";
+
+/// A damaged part of the run state `file`, in one line.
+pub(crate) fn state_damage(file: &Path, what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Checkpoint {
+        path: file.to_path_buf(),
+        message: format!("run state: {what}: {e}"),
+    }
+}
+
+/// The state every one-model trainer has: the model's parameters with their ids, its Adam
+/// and the weighting's own state.
+pub(crate) fn save_core(
+    snapshot: &mut Snapshot,
+    model: &Model,
+    optim: &ModuleOptimizer,
+    weighting: &dyn Weighting,
+) -> Result<(), EngineError> {
+    let optim = optim
+        .into_bytes()
+        .map_err(|e| EngineError::Invalid(format!("saving the optimizer state: {e:?}")))?;
+    snapshot
+        .blobs
+        .insert(MODEL_BLOB.into(), record_params(model));
+    snapshot.blobs.insert(OPTIM_BLOB.into(), optim.to_vec());
+    snapshot
+        .blobs
+        .insert(WEIGHTING_BLOB.into(), weighting.save_state()?);
+    Ok(())
+}
+
+/// Takes back [`save_core`]: returns `model` with the saved parameters and ids.
+pub(crate) fn load_core(
+    snapshot: &Snapshot,
+    file: &Path,
+    model: Model,
+    optim: &mut ModuleOptimizer,
+    weighting: &mut dyn Weighting,
+) -> Result<Model, EngineError> {
+    let model = restore_params(model, snapshot.blob(file, MODEL_BLOB)?, true)
+        .map_err(|e| state_damage(file, "the model's weights", e))?;
+    let old = std::mem::replace(optim, AdamConfig::new().init());
+    let bytes = burn::tensor::Bytes::from_bytes_vec(snapshot.blob(file, OPTIM_BLOB)?.to_vec());
+    *optim = old
+        .from_bytes(bytes)
+        .map_err(|e| state_damage(file, "the optimizer state", format!("{e:?}")))?;
+    weighting
+        .load_state(snapshot.blob(file, WEIGHTING_BLOB)?)
+        .map_err(|e| state_damage(file, "the weighting", e))?;
+    Ok(model)
+}
 
 #[cfg(test)]
 mod tests {

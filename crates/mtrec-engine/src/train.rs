@@ -283,8 +283,13 @@ fn load_state(
     snapshot: &Snapshot,
     trainer: &mut dyn Trainer,
 ) -> Result<(LoopState, Option<Predictor>), EngineError> {
-    trainer.load_state(snapshot, file)?;
     let state: LoopState = snapshot.get(file, LOOP_KEY)?;
+    // Inside an epoch, the trainer's per-epoch settings are those of that epoch, and the
+    // figures it gathered so far come back with its state (the loop does not begin it again).
+    if state.progress.batches > 0 {
+        trainer.begin_epoch(state.epoch);
+    }
+    trainer.load_state(snapshot, file)?;
     let best = match state.best {
         None => None,
         Some(_) => {
@@ -399,7 +404,9 @@ pub fn fit_resumable(
     while state.epoch <= t.epochs && !stopped {
         let epoch = state.epoch;
         observer.on_event(&Event::EpochStart { epoch });
-        stepper.begin_epoch(epoch);
+        if state.progress.batches == 0 {
+            stepper.begin_epoch(epoch);
+        }
         let start = Instant::now();
         let mut pass = Epoch::start(
             &data.train,

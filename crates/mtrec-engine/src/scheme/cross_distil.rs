@@ -47,6 +47,7 @@
 //! besides the weighting's own figures.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -58,8 +59,9 @@ use mtrec_data::{
 use mtrec_weighting::{StepContext, Weighting};
 use serde::{Deserialize, Serialize};
 
+use crate::resume::Snapshot;
 use crate::scheme::{Predictor, Trainer};
-use crate::stepper::{adam, weighted_backward};
+use crate::stepper::{adam, load_core, save_core, weighted_backward};
 use crate::tensors::input_of;
 use crate::{EngineError, ExperimentConfig};
 
@@ -688,6 +690,75 @@ impl Trainer for CrossDistil {
     fn eval_weights(&self) -> Vec<f64> {
         self.weighting.weights()
     }
+
+    fn resumable(&self) -> bool {
+        true
+    }
+
+    fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {
+        save_core(snapshot, self.model(), &self.optim, self.weighting.as_ref())?;
+        snapshot.put(
+            "cross_distil",
+            &SavedState {
+                calibration: self.calibration.iter().map(|p| (p.a, p.b)).collect(),
+                context_step: self.ctx.step,
+                steps: self.steps,
+                rank_sums: self.rank_sums.clone(),
+                teacher_steps: self.teacher_steps,
+                distilled_rows: self.distilled_rows.clone(),
+                corrected_rows: self.corrected_rows.clone(),
+            },
+        )
+    }
+
+    fn load_state(&mut self, snapshot: &Snapshot, file: &Path) -> Result<(), EngineError> {
+        let model = self.model.take().expect("model present between steps");
+        self.model = Some(load_core(
+            snapshot,
+            file,
+            model,
+            &mut self.optim,
+            self.weighting.as_mut(),
+        )?);
+        let s: SavedState = snapshot.get(file, "cross_distil")?;
+        let (m, t) = (self.teachers.len(), self.n_tasks());
+        if s.calibration.len() != m
+            || s.rank_sums.len() != m
+            || s.distilled_rows.len() != t
+            || s.corrected_rows.len() != t
+        {
+            return Err(crate::stepper::state_damage(
+                file,
+                "cross-distil",
+                format!("not for {t} tasks and {m} teachers"),
+            ));
+        }
+        self.calibration = s
+            .calibration
+            .into_iter()
+            .map(|(a, b)| Platt { a, b })
+            .collect();
+        self.ctx.step = s.context_step;
+        self.steps = s.steps;
+        self.rank_sums = s.rank_sums;
+        self.teacher_steps = s.teacher_steps;
+        self.distilled_rows = s.distilled_rows;
+        self.corrected_rows = s.corrected_rows;
+        Ok(())
+    }
+}
+
+/// What [`CrossDistil`] keeps besides its model, optimizer and weighting: the teachers'
+/// calibration, the step counters and the epoch's figures so far.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedState {
+    calibration: Vec<(f64, f64)>,
+    context_step: usize,
+    steps: usize,
+    rank_sums: Vec<f64>,
+    teacher_steps: usize,
+    distilled_rows: Vec<usize>,
+    corrected_rows: Vec<usize>,
 }
 
 #[cfg(test)]

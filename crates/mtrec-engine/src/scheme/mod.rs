@@ -108,7 +108,7 @@ pub trait Trainer {
     fn eval_weights(&self) -> Vec<f64>;
 
     /// Whether [`Trainer::save_state`] captures everything later steps depend on, so that a
-    /// killed run can resume exactly. The sharing schemes' masks, scores and per-task
+    /// killed run can resume exactly. LT4Rec's and CSM's masks, scores and per-task
     /// networks are not captured yet: their runs start over.
     fn resumable(&self) -> bool {
         false
