@@ -219,6 +219,34 @@ fn cross_distil_resumes_bit_for_bit() {
     train_resumes_exactly(&config, &["--state-every", "2"], &["step:3", "step:9"]);
 }
 
+/// LT4Rec after its pruning rounds: the tasks' masks, the shared weights `W` and Adam come
+/// back, the shared weights found again on the restored model.
+#[test]
+fn lt4rec_resumes_bit_for_bit() {
+    train_resumes_exactly(
+        &synthetic(MMOE, "kind = \"fixed\"").replace(
+            "[train]",
+            "[scheme]\nkind = \"lt4rec\"\nrounds = 1\nround_epochs = 1\n[train]",
+        ),
+        &["--state-every", "3"],
+        &["step:13"],
+    );
+}
+
+/// CSM: contribution scores, ownership, update masks and the negatives' random stream
+/// position come back; killed inside epoch 2 after the first epoch's pruning.
+#[test]
+fn csm_resumes_bit_for_bit() {
+    train_resumes_exactly(
+        &synthetic(MMOE, "kind = \"fixed\"").replace(
+            "[train]",
+            "[scheme]\nkind = \"csm\"\nprune_epochs = 2\n[train]",
+        ),
+        &["--state-every", "3"],
+        &["step:5", "step:13"],
+    );
+}
+
 const SEARCH: &str = r#"
 name = "resume-search"
 [data]

@@ -322,7 +322,12 @@ impl Trainer for Stepper {
         snapshot.put("stepper.shared", &shared)
     }
 
-    fn load_state(&mut self, snapshot: &Snapshot, file: &Path) -> Result<(), EngineError> {
+    fn load_state(
+        &mut self,
+        snapshot: &Snapshot,
+        file: &Path,
+        _data: &Dataset,
+    ) -> Result<(), EngineError> {
         let model = self.model.take().expect("model present between steps");
         self.model = Some(load_core(
             snapshot,

@@ -282,6 +282,7 @@ fn load_state(
     file: &Path,
     snapshot: &Snapshot,
     trainer: &mut dyn Trainer,
+    data: &Dataset,
 ) -> Result<(LoopState, Option<Predictor>), EngineError> {
     let state: LoopState = snapshot.get(file, LOOP_KEY)?;
     // Inside an epoch, the trainer's per-epoch settings are those of that epoch, and the
@@ -289,7 +290,7 @@ fn load_state(
     if state.progress.batches > 0 {
         trainer.begin_epoch(state.epoch);
     }
-    trainer.load_state(snapshot, file)?;
+    trainer.load_state(snapshot, file, data)?;
     let best = match state.best {
         None => None,
         Some(_) => {
@@ -351,9 +352,7 @@ pub fn fit_resumable(
     let state_file = match state_file {
         Some(f) if !stepper.resumable() => {
             tracing::warn!(
-                "[scheme] kind = \"{}\" cannot save its state yet: no {} is kept, and a \
-                 killed run starts over",
-                cfg.scheme.kind(),
+                "this trainer cannot save its state: no {} is kept, and a killed run starts over",
                 f.path.display()
             );
             None
@@ -370,7 +369,7 @@ pub fn fit_resumable(
     };
     let (mut state, mut best) = match &saved {
         Some((f, snapshot)) => {
-            let (state, best) = load_state(&f.path, snapshot, stepper.as_mut())?;
+            let (state, best) = load_state(&f.path, snapshot, stepper.as_mut(), data)?;
             // A warning, so it shows at the default log level: the run goes on, it does not
             // start over.
             tracing::warn!(

@@ -711,7 +711,12 @@ impl Trainer for CrossDistil {
         )
     }
 
-    fn load_state(&mut self, snapshot: &Snapshot, file: &Path) -> Result<(), EngineError> {
+    fn load_state(
+        &mut self,
+        snapshot: &Snapshot,
+        file: &Path,
+        _data: &Dataset,
+    ) -> Result<(), EngineError> {
         let model = self.model.take().expect("model present between steps");
         self.model = Some(load_core(
             snapshot,

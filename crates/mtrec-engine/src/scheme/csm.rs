@@ -31,17 +31,21 @@
 //! `contrast/<task>` (mean `L_neg - L_own` over the epoch's steps).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use burn::prelude::*;
 use mtrec_arch::Model;
-use mtrec_data::{Batch, Dataset, TaskKind, batches};
+use mtrec_data::{Batch, Dataset, TaskKind};
 use rand::SeedableRng;
-use rand::rngs::StdRng;
+use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 
+use super::lt4rec::probe_batch;
 use super::masks::{Mask, SharedWeights, mask_stats};
-use super::subnet::SubNetworks;
+use super::subnet::{SubNetworks, device_parts, host_parts};
 use super::{Predictor, Trainer};
+use crate::resume::Snapshot;
+use crate::stepper::state_damage;
 use crate::{EngineError, ExperimentConfig, Observer};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,7 +203,9 @@ pub struct Csm {
     /// Per task: the gradient scales of its steps (from `ownership`).
     updates: Vec<Mask>,
     kept: Vec<usize>,
-    rng: StdRng,
+    /// The negatives' draws: ChaCha12 (what `StdRng` is), named so that its position in the
+    /// stream can be saved and set back.
+    rng: ChaCha12Rng,
     step: usize,
     epoch: usize,
     /// Per task: sum of `L_neg - L_own` and steps this epoch.
@@ -229,7 +235,7 @@ impl Csm {
             ownership: None,
             updates: Vec::new(),
             kept: Vec::new(),
-            rng: StdRng::seed_from_u64(cfg.train.seed ^ 0xC5A1_C5A1),
+            rng: ChaCha12Rng::seed_from_u64(cfg.train.seed ^ 0xC5A1_C5A1),
             step: 0,
             epoch: 0,
             contrast: vec![(0.0, 0); n],
@@ -289,9 +295,7 @@ impl Trainer for Csm {
         _observer: &mut dyn Observer,
     ) -> Result<Vec<serde_json::Value>, EngineError> {
         let model = self.initial.take().expect("prepare() runs once");
-        let probe = batches(&data.train, self.experiment.train.batch_size, None)
-            .next()
-            .ok_or_else(|| EngineError::Invalid("empty training split".into()))?;
+        let probe = probe_batch(data, &self.experiment)?;
         let shared = SharedWeights::discover(&model, &probe, &self.kinds, &self.device)?;
         let nets = SubNetworks::new(
             model,
@@ -389,6 +393,92 @@ impl Trainer for Csm {
     fn eval_weights(&self) -> Vec<f64> {
         vec![1.0 / self.kinds.len() as f64; self.kinds.len()]
     }
+
+    fn resumable(&self) -> bool {
+        true
+    }
+
+    fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {
+        self.nets().save_state(snapshot)?;
+        let own = self.ownership.as_ref().expect("computed in prepare");
+        snapshot.put(
+            "csm",
+            &SavedState {
+                scores: self.scores.iter().map(|s| host_parts(s)).collect(),
+                conflict: host_parts(&own.conflict),
+                owner: own.owner.iter().map(|o| host_parts(o)).collect(),
+                updates: self.updates.iter().map(|u| host_parts(&u.parts)).collect(),
+                kept: self.kept.clone(),
+                rng_word: self.rng.get_word_pos(),
+                step: self.step,
+                epoch: self.epoch,
+                contrast: self.contrast.clone(),
+            },
+        )
+    }
+
+    fn load_state(
+        &mut self,
+        snapshot: &Snapshot,
+        file: &Path,
+        data: &Dataset,
+    ) -> Result<(), EngineError> {
+        let model = self.initial.take().expect("a fresh trainer has its model");
+        let probe = probe_batch(data, &self.experiment)?;
+        let nets = SubNetworks::restore(
+            model,
+            snapshot,
+            file,
+            &probe,
+            &self.experiment,
+            self.kinds.clone(),
+            &self.device,
+        )?;
+        let s: SavedState = snapshot.get(file, "csm")?;
+        let n = self.kinds.len();
+        if s.scores.len() != n
+            || s.owner.len() != n
+            || s.updates.len() != n
+            || s.kept.len() != n
+            || s.contrast.len() != n
+        {
+            return Err(state_damage(file, "csm", format!("not for {n} tasks")));
+        }
+        let parts = |v: Vec<Vec<f32>>| device_parts(file, v, &nets.full);
+        self.scores = s.scores.into_iter().map(parts).collect::<Result<_, _>>()?;
+        self.ownership = Some(Ownership {
+            conflict: parts(s.conflict)?,
+            owner: s.owner.into_iter().map(parts).collect::<Result<_, _>>()?,
+        });
+        self.updates = s
+            .updates
+            .into_iter()
+            .map(|u| Ok(Mask { parts: parts(u)? }))
+            .collect::<Result<_, EngineError>>()?;
+        self.kept = s.kept;
+        self.rng.set_word_pos(s.rng_word);
+        self.step = s.step;
+        self.epoch = s.epoch;
+        self.contrast = s.contrast;
+        self.nets = Some(nets);
+        Ok(())
+    }
+}
+
+/// What [`Csm`] keeps besides its sub-networks: the contribution scores, the ownership of
+/// conflicting positions and the update masks drawn from it, the random stream's position,
+/// the counters and the epoch's contrast figures.
+#[derive(Serialize, Deserialize)]
+struct SavedState {
+    scores: Vec<Vec<Vec<f32>>>,
+    conflict: Vec<Vec<f32>>,
+    owner: Vec<Vec<Vec<f32>>>,
+    updates: Vec<Vec<Vec<f32>>>,
+    kept: Vec<usize>,
+    rng_word: u128,
+    step: usize,
+    epoch: usize,
+    contrast: Vec<(f64, usize)>,
 }
 
 #[cfg(test)]

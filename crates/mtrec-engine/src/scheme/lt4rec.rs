@@ -10,6 +10,7 @@
 //! rewind point; positions no task keeps are zero and stay so.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use burn::prelude::*;
 use mtrec_arch::Model;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::masks::{Mask, SharedWeights, mask_stats};
 use super::subnet::SubNetworks;
 use super::{Predictor, Trainer};
+use crate::resume::Snapshot;
 use crate::train::{batches_per_epoch, run_epoch};
 use crate::{EngineError, Event, ExperimentConfig, Observer, Stepper, TrainConfig};
 
@@ -161,9 +163,7 @@ impl Trainer for Lt4rec {
     ) -> Result<Vec<serde_json::Value>, EngineError> {
         let t = &self.experiment.train;
         let n_batches = batches_per_epoch(data.train.n_rows, t.batch_size, t.max_batches_per_epoch);
-        let probe = batches(&data.train, t.batch_size, None)
-            .next()
-            .ok_or_else(|| EngineError::Invalid("empty training split".into()))?;
+        let probe = probe_batch(data, &self.experiment)?;
         let shared = SharedWeights::discover(&self.initial, &probe, &self.kinds, &self.device)?;
         let mut log = Vec::new();
 
@@ -276,4 +276,42 @@ impl Trainer for Lt4rec {
     fn eval_weights(&self) -> Vec<f64> {
         vec![1.0 / self.kinds.len() as f64; self.kinds.len()]
     }
+
+    fn resumable(&self) -> bool {
+        true
+    }
+
+    /// The joint phase's state (states are written from the first epoch on, after the
+    /// pruning rounds of `prepare`, whose masks it holds).
+    fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {
+        self.nets().save_state(snapshot)?;
+        snapshot.put("lt4rec.step", &self.step)
+    }
+
+    fn load_state(
+        &mut self,
+        snapshot: &Snapshot,
+        file: &Path,
+        data: &Dataset,
+    ) -> Result<(), EngineError> {
+        let probe = probe_batch(data, &self.experiment)?;
+        self.nets = Some(SubNetworks::restore(
+            self.initial.clone(),
+            snapshot,
+            file,
+            &probe,
+            &self.experiment,
+            self.kinds.clone(),
+            &self.device,
+        )?);
+        self.step = snapshot.get(file, "lt4rec.step")?;
+        Ok(())
+    }
+}
+
+/// The batch the shared weights are found on: the first of the unshuffled training split.
+pub(crate) fn probe_batch(data: &Dataset, cfg: &ExperimentConfig) -> Result<Batch, EngineError> {
+    batches(&data.train, cfg.train.batch_size, None)
+        .next()
+        .ok_or_else(|| EngineError::Invalid("empty training split".into()))
 }

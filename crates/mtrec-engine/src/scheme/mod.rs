@@ -108,8 +108,7 @@ pub trait Trainer {
     fn eval_weights(&self) -> Vec<f64>;
 
     /// Whether [`Trainer::save_state`] captures everything later steps depend on, so that a
-    /// killed run can resume exactly. LT4Rec's and CSM's masks, scores and per-task
-    /// networks are not captured yet: their runs start over.
+    /// killed run can resume exactly.
     fn resumable(&self) -> bool {
         false
     }
@@ -123,9 +122,14 @@ pub trait Trainer {
     }
 
     /// Takes back what [`Trainer::save_state`] wrote (read from `file`), on a trainer built
-    /// as the saved one was.
-    fn load_state(&mut self, snapshot: &Snapshot, file: &Path) -> Result<(), EngineError> {
-        let _ = (snapshot, file);
+    /// as the saved one was, in place of [`Trainer::prepare`] (`data` is the run's data).
+    fn load_state(
+        &mut self,
+        snapshot: &Snapshot,
+        file: &Path,
+        data: &Dataset,
+    ) -> Result<(), EngineError> {
+        let _ = (snapshot, file, data);
         Err(EngineError::Invalid(
             "this training scheme cannot resume".into(),
         ))

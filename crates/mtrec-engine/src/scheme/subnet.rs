@@ -11,11 +11,14 @@ use burn::tensor::Gradients;
 use mtrec_arch::{Model, MultiTaskModel};
 use mtrec_data::{Batch, TaskKind};
 
+use std::path::Path;
+
 use super::Predictor;
 use super::masks::{Mask, SharedWeights};
-use crate::ExperimentConfig;
-use crate::stepper::adam;
+use crate::resume::{Snapshot, record_params, restore_params};
+use crate::stepper::{adam, state_damage};
 use crate::tensors::{input_of, labels_of, weights_of};
+use crate::{EngineError, ExperimentConfig};
 
 pub struct SubNetworks {
     model: Option<Model>,
@@ -130,6 +133,64 @@ impl SubNetworks {
         .into_scalar::<f32>() as f64
     }
 
+    /// Adds the model (with its parameter ids), Adam, `W` and the masks to `snapshot`.
+    pub fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {
+        let optim = self
+            .optim
+            .into_bytes()
+            .map_err(|e| EngineError::Invalid(format!("saving the optimizer state: {e:?}")))?;
+        snapshot
+            .blobs
+            .insert("subnet.model".into(), record_params(self.model()));
+        snapshot.blobs.insert("subnet.optim".into(), optim.to_vec());
+        snapshot.put("subnet.full", &host_parts(&self.full))?;
+        let masks: Vec<Vec<Vec<f32>>> = self.masks.iter().map(|m| host_parts(&m.parts)).collect();
+        snapshot.put("subnet.masks", &masks)
+    }
+
+    /// Rebuilds what [`SubNetworks::save_state`] wrote around `model` (built as the saved
+    /// one was): the shared weights are found again on the restored model, so they are keyed
+    /// by the saved parameter ids, from `probe` (the batch `prepare` used).
+    pub fn restore(
+        model: Model,
+        snapshot: &Snapshot,
+        file: &Path,
+        probe: &Batch,
+        cfg: &ExperimentConfig,
+        kinds: Vec<TaskKind>,
+        device: &Device,
+    ) -> Result<Self, EngineError> {
+        let weights = snapshot.blob(file, "subnet.model")?;
+        let restore = |m: Model| {
+            restore_params(m, weights, true).map_err(|e| state_damage(file, "the model", e))
+        };
+        let model = restore(model)?;
+        let shared = SharedWeights::discover(&model, probe, &kinds, device)?;
+        // The probe's forward passes may have moved running statistics: put them back.
+        let model = restore(model)?;
+        let mut nets = SubNetworks::new(model, shared, cfg, kinds, device);
+        let bytes =
+            burn::tensor::Bytes::from_bytes_vec(snapshot.blob(file, "subnet.optim")?.to_vec());
+        nets.optim = adam(cfg)
+            .from_bytes(bytes)
+            .map_err(|e| state_damage(file, "the optimizer state", format!("{e:?}")))?;
+        let full: Vec<Vec<f32>> = snapshot.get(file, "subnet.full")?;
+        nets.full = device_parts(file, full, &nets.full)?;
+        let masks: Vec<Vec<Vec<f32>>> = snapshot.get(file, "subnet.masks")?;
+        if masks.len() != nets.masks.len() {
+            return Err(state_damage(file, "the masks", "not one per task"));
+        }
+        nets.masks = masks
+            .into_iter()
+            .map(|m| {
+                Ok(Mask {
+                    parts: device_parts(file, m, &nets.full)?,
+                })
+            })
+            .collect::<Result<_, EngineError>>()?;
+        Ok(nets)
+    }
+
     /// One model per task with its sub-network's weights, in validation mode.
     pub fn predictor(&self) -> Predictor {
         Predictor::PerTask(
@@ -143,4 +204,37 @@ impl SubNetworks {
                 .collect(),
         )
     }
+}
+
+/// Tensors as host vectors (for a run state).
+pub(crate) fn host_parts(parts: &[Tensor<1>]) -> Vec<Vec<f32>> {
+    parts
+        .iter()
+        .map(|p| {
+            p.clone()
+                .into_data()
+                .try_to_vec_as::<f32>()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Host vectors back as tensors shaped and placed like `like`; refuses other lengths.
+pub(crate) fn device_parts(
+    file: &Path,
+    parts: Vec<Vec<f32>>,
+    like: &[Tensor<1>],
+) -> Result<Vec<Tensor<1>>, EngineError> {
+    if parts.len() != like.len() || parts.iter().zip(like).any(|(p, l)| p.len() != l.dims()[0]) {
+        return Err(state_damage(
+            file,
+            "the shared weights",
+            "not of this model's shared weights' sizes",
+        ));
+    }
+    Ok(parts
+        .into_iter()
+        .zip(like)
+        .map(|(p, l)| Tensor::<1>::from_floats(p.as_slice(), &l.device()))
+        .collect())
 }
