@@ -104,7 +104,7 @@ pub enum Command {
     Predict(PredictArgs),
     /// Serve a checkpoint's predictions over HTTP (POST /predict, GET /health, GET /model).
     #[command(
-        after_help = "Examples:\n  mtrec serve --checkpoint runs/census-g1-mmoe\n  mtrec serve --checkpoint runs/demo --addr 127.0.0.1:9000 --reload\n  curl -s localhost:8080/predict -d '{\"rows\": [{\"age\": 37, \"education\": \"Bachelors\", ...}]}'\n  curl -s localhost:8080/model      # tasks, the fields a row gives, architecture, metrics\n  kill -HUP <pid>                   # reload the checkpoint folder without downtime\n\nA row gives every field /model lists under `inputs` (null for a missing value), keyed by\nits column name as in the training file; values are read as `mtrec predict` reads a file.\nSIGTERM or Ctrl-C stops accepting connections and finishes the requests in flight."
+        after_help = "Examples:\n  mtrec serve --checkpoint runs/census-g1-mmoe\n  mtrec serve --checkpoint runs/demo --addr 127.0.0.1:9000 --reload\n  curl -s localhost:8080/predict -d '{\"rows\": [{\"age\": 37, \"education\": \"Bachelors degree(BA AB BS)\", ...}]}'\n  curl -s localhost:8080/model      # tasks, the fields a row gives, architecture, metrics\n  kill -HUP <pid>                   # reload the checkpoint folder without downtime\n\nA row gives every field /model lists under `inputs` (null for a missing value), keyed by\nits column name as in the training file; values are read as `mtrec predict` reads a file.\nSIGTERM or Ctrl-C stops accepting connections and finishes the requests in flight."
     )]
     Serve(ServeArgs),
     /// Look at data files: statistics, a guessed schema, synthetic data.

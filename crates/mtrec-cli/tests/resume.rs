@@ -351,6 +351,65 @@ fn a_state_of_another_config_is_refused_and_restart_discards_it() {
     assert!(!stderr(&o).contains("resuming"));
 }
 
+/// A second run on an output folder in use is refused (it would resume from the first
+/// one's live state); `--no-state` discards a leftover state instead of leaving it to be
+/// resumed over its checkpoint later; a killed run resumed with more epochs ends as an
+/// uninterrupted run of that many.
+#[test]
+fn one_run_per_folder_no_state_discards_and_epochs_can_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, synthetic(MMOE, "kind = \"fixed\"")).unwrap();
+    let cfg = cfg.display().to_string();
+    let out = dir.path().join("run");
+    let out_s = out.display().to_string();
+
+    let lock = std::fs::File::create(dir.path().join("run.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let o = mtrec_env(&["train", "--config", &cfg, "--out", &out_s], None);
+    common::assert_clean_failure(&o, &["another mtrec is already writing to", "run.lock"]);
+    drop(lock);
+
+    let o = mtrec_env(
+        &["train", "--config", &cfg, "--out", &out_s],
+        Some("step:10"),
+    );
+    assert!(killed(&o) && state_of(&out).is_file());
+    let o = mtrec_env(
+        &["train", "--config", &cfg, "--out", &out_s, "--no-state"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("discarding the run state"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!state_of(&out).exists());
+
+    let longer = |out: &str, kill: Option<&str>, epochs: &str| {
+        mtrec_env(
+            &[
+                "train", "--config", &cfg, "--out", out, "--json", "--epochs", epochs,
+            ],
+            kill,
+        )
+    };
+    let reference = json_of(&longer(
+        &dir.path().join("ref").display().to_string(),
+        None,
+        "4",
+    ));
+    assert!(killed(&longer(&out_s, Some("step:10"), "3")));
+    let resumed = longer(&out_s, None, "4");
+    assert!(
+        stderr(&resumed).contains("resuming from"),
+        "{}",
+        stderr(&resumed)
+    );
+    assert_eq!(figures(&json_of(&resumed)), figures(&reference));
+}
+
 /// `mtrec run` killed from outside while its first run trains: its children die with it
 /// (none goes on writing unowned), and the same command again resumes that run from its state
 /// and records exactly the figures of an uninterrupted grid.

@@ -31,6 +31,9 @@ pub enum EngineError {
     Io { path: PathBuf, message: String },
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
+    /// A run state (`<out>.state`) that cannot be resumed.
+    #[error("run state {path}: {message}")]
+    State { path: PathBuf, message: String },
     #[error("training diverged at epoch {epoch}, batch {batch}: the loss is {loss}")]
     Diverged {
         epoch: usize,

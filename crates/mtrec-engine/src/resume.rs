@@ -74,9 +74,9 @@ impl Snapshot {
 }
 
 fn state_err(path: &Path, message: impl std::fmt::Display) -> EngineError {
-    EngineError::Checkpoint {
+    EngineError::State {
         path: path.to_path_buf(),
-        message: format!("run state: {message}"),
+        message: message.to_string(),
     }
 }
 
@@ -94,8 +94,12 @@ pub struct StateFile {
 }
 
 impl StateFile {
-    /// The state of a run writing its checkpoint to `out`: `<out>.state` beside it.
+    /// The state of a run writing its checkpoint to `out`: `<out>.state` beside it. The
+    /// experiment is identified by its whole config except `train.epochs`, so a killed run can
+    /// be resumed with more epochs (it then ends as a run of that many would have).
     pub fn beside(out: &Path, every_steps: usize, cfg: &ExperimentConfig) -> Self {
+        let mut identity = cfg.clone();
+        identity.train.epochs = 0;
         let mut name = out
             .file_name()
             .map(|n| n.to_os_string())
@@ -104,7 +108,7 @@ impl StateFile {
         Self {
             path: out.with_file_name(name),
             every_steps,
-            fingerprint: cfg.to_toml_string(),
+            fingerprint: identity.to_toml_string(),
             carry: Default::default(),
         }
     }
@@ -225,11 +229,21 @@ impl StateFile {
     }
 }
 
-/// The first line where two config texts differ, for the refusal message.
+/// The first line where two config texts differ, with its `[section]`, for the refusal
+/// message.
 fn first_difference(saved: &str, now: &str) -> String {
+    let mut section = String::new();
     for (a, b) in saved.lines().zip(now.lines()) {
         if a != b {
-            return format!("saved `{a}`, now `{b}`");
+            let at = if section.is_empty() {
+                String::new()
+            } else {
+                format!("in {section}: ")
+            };
+            return format!("{at}saved `{a}`, now `{b}`");
+        }
+        if a.starts_with('[') {
+            section = a.to_string();
         }
     }
     "one config is longer than the other".into()

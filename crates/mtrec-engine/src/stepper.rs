@@ -358,9 +358,9 @@ const LAZY_BLOB: &str = "stepper.lazy";
 
 /// A damaged part of the run state `file`, in one line.
 pub(crate) fn state_damage(file: &Path, what: &str, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Checkpoint {
+    EngineError::State {
         path: file.to_path_buf(),
-        message: format!("run state: {what}: {e}"),
+        message: format!("{what}: {e}"),
     }
 }
 

@@ -297,9 +297,9 @@ fn load_state(
             let mut p = trainer.predictor();
             for (i, m) in p.models_mut().into_iter().enumerate() {
                 *m = restore_params(m.clone(), snapshot.blob(file, &best_blob(i))?, false)
-                    .map_err(|e| EngineError::Checkpoint {
+                    .map_err(|e| EngineError::State {
                         path: file.to_path_buf(),
-                        message: format!("run state: the best epoch's weights: {e}"),
+                        message: format!("the best epoch's weights: {e}"),
                     })?;
             }
             Some(p)

@@ -32,7 +32,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
     super::train::check_leakage(&data, args.strict)?;
     let device = mtrec_engine::default_device();
     let mut progress = Progress::new();
-    let state = super::train::state_file(&args.state, &out, &cfg)?;
+    let (state, _lock) = super::train::state_file(&args.state, &out, &cfg)?;
     let outcome =
         mtrec_engine::search_resumable(&cfg, &data, &device, &mut progress, state.as_ref())?;
     drop(progress);

@@ -40,7 +40,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
-    let state = state_file(&args.state, &out, &cfg)?;
+    let (state, _lock) = state_file(&args.state, &out, &cfg)?;
     run_experiment(
         &cfg,
         Path::new("."),
@@ -52,18 +52,53 @@ pub fn run(args: TrainArgs) -> Result<()> {
 }
 
 /// The run state of a command writing to `out` as `--state-every`, `--no-state` and
-/// `--restart` ask (see [`StateArgs`]).
+/// `--restart` ask (see [`StateArgs`]), and the lock on `out`: two runs writing one checkpoint
+/// and one state would do the work twice and the second would resume from the first's live
+/// state. Keep the returned file open for as long as the run.
 pub fn state_file(
     args: &StateArgs,
     out: &Path,
     cfg: &ExperimentConfig,
-) -> Result<Option<StateFile>> {
+) -> Result<(Option<StateFile>, std::fs::File)> {
+    let lock = lock_beside(out)?;
     let every = args.state_every.map_or(0, |n| n.get());
     let file = StateFile::beside(out, every, cfg);
-    if args.restart {
+    if (args.restart || args.no_state) && file.path.exists() {
+        // Under --no-state a state left by an earlier run would outlive this run's checkpoint
+        // and be resumed over it by the next plain command.
+        tracing::warn!(
+            "discarding the run state {} ({})",
+            file.path.display(),
+            if args.restart {
+                "--restart"
+            } else {
+                "--no-state"
+            }
+        );
         file.remove()?;
     }
-    Ok((!args.no_state).then_some(file))
+    Ok(((!args.no_state).then_some(file), lock))
+}
+
+/// Locks `<out>.lock` beside the output folder.
+fn lock_beside(out: &Path) -> Result<std::fs::File> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let name = format!(
+        "{}.lock",
+        out.file_name().unwrap_or_default().to_string_lossy()
+    );
+    crate::lock::lock_folder(&parent, &name, || {
+        format!(
+            "another mtrec is already writing to {} (it holds {}): wait for it to finish, or \
+             give this run another --out",
+            out.display(),
+            parent.join(&name).display()
+        )
+    })
 }
 
 /// A flag (`--epochs 3`) and a `--set` of the key it stands for (`train.epochs=1`): which one

@@ -356,10 +356,7 @@ impl SearchStepper {
     /// Takes back [`SearchStepper::save_state`] on a stepper whose network has the saved
     /// choices fixed.
     fn load_state(&mut self, snapshot: &Snapshot, file: &Path) -> Result<(), EngineError> {
-        let bad = |what: &str, e: String| EngineError::Checkpoint {
-            path: file.to_path_buf(),
-            message: format!("run state: {what}: {e}"),
-        };
+        let bad = |what: &str, e: String| crate::stepper::state_damage(file, what, e);
         let net = self.net.take().expect("network present between steps");
         self.net = Some(
             restore_params(net, snapshot.blob(file, "search.net")?, true)
@@ -474,9 +471,9 @@ pub fn search_resumable(
             stepper
                 .net_mut()
                 .apply_choices(&state.choices)
-                .map_err(|e| EngineError::Checkpoint {
+                .map_err(|e| EngineError::State {
                     path: f.path.clone(),
-                    message: format!("run state: the fixed choices: {e}"),
+                    message: format!("the fixed choices: {e}"),
                 })?;
             stepper.set_joint(false);
             stepper.load_state(snapshot, &f.path)?;
