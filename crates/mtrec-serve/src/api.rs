@@ -10,6 +10,7 @@
 //! the JSON itself is broken inside a row (`"age": NaN`, which JSON cannot express), the
 //! error still names the row and the field being read, not only a byte position.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 
@@ -36,13 +37,35 @@ pub struct RowError {
     pub message: String,
 }
 
+/// One line, as an error's `error` must be: the field is the client's key, which may hold a
+/// line break (`{"a\nb": 1}`); the message may quote it.
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = one_line(&self.message);
         match self.field.as_str() {
-            "" => write!(f, "row {}: {}", self.row, self.message),
-            field => write!(f, "row {}: field `{field}`: {}", self.row, self.message),
+            "" => write!(f, "row {}: {message}", self.row),
+            field => write!(f, "row {}: field `{}`: {message}", self.row, one_line(field)),
         }
     }
+}
+
+/// `text` with control characters escaped (`\n`, `\u{1b}`): request keys are echoed in error
+/// messages (and in the server's log), where a line break would split the one line.
+fn one_line(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 impl From<mtrec_data::RecordError> for RowError {
@@ -140,7 +163,8 @@ pub fn parse_rows(body: &[u8]) -> Result<Vec<JsonRow>, ApiError> {
         .deserialize(&mut de)
         .and_then(|rows| de.end().map(|()| rows));
     parsed.map_err(|e| {
-        let mut message = e.to_string();
+        // serde quotes an unknown key as it is: "unknown field `a\nb`".
+        let mut message = one_line(&e.to_string()).into_owned();
         if e.is_syntax() && message.starts_with("expected value") {
             message.push_str(
                 " (JSON has no NaN or Infinity: send null for a missing value, or the value \

@@ -128,10 +128,15 @@ impl RowDecoder {
         out: &mut Vec<Made<'a>>,
     ) -> Result<(), (String, String)> {
         if let Some(unknown) = row.keys().find(|k| !self.known.contains(*k)) {
+            // An error with an empty field names none: say what the key was.
+            let what = match unknown.is_empty() {
+                true => "an empty key is no field",
+                false => "unknown field",
+            };
             return Err((
                 unknown.clone(),
                 format!(
-                    "unknown field; the model reads {}",
+                    "{what}; the model reads {}",
                     self.required
                         .iter()
                         .map(|c| format!("`{c}`"))
