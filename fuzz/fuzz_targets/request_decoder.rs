@@ -72,7 +72,11 @@ fn request_rows(body: &[u8]) -> usize {
 fn check_predictions(s: &Served, body: &[u8], answer: &[u8]) {
     let answer: PredictAnswer = serde_json::from_slice(answer).expect("a 200 is PredictAnswer");
     assert_eq!(answer.tasks, s.tasks);
-    assert_eq!(answer.predictions.len(), request_rows(body), "one prediction per row");
+    assert_eq!(
+        answer.predictions.len(),
+        request_rows(body),
+        "one prediction per row"
+    );
     for row in &answer.predictions {
         assert_eq!(row.len(), s.tasks.len(), "every task predicted: {row:?}");
         for (task, kind) in s.tasks.iter().zip(&s.kinds) {
@@ -100,7 +104,10 @@ fn check_error(s: &Served, status: StatusCode, body: &[u8], answer: &[u8]) {
             assert!(e.error.starts_with(&first.to_string()), "{}", e.error);
             assert!(e.rows.len() <= mtrec_serve::api::MAX_LISTED_ERRORS);
             let listed = e.bad_rows.unwrap_or(e.rows.len());
-            assert!(listed >= e.rows.len() && listed <= n_rows, "{listed} of {n_rows}");
+            assert!(
+                listed >= e.rows.len() && listed <= n_rows,
+                "{listed} of {n_rows}"
+            );
             for (i, r) in e.rows.iter().enumerate() {
                 // A key `""` is named by the message.
                 let named = !r.field.is_empty() || r.message.starts_with("an empty key");

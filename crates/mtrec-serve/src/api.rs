@@ -44,7 +44,12 @@ impl fmt::Display for RowError {
         let message = one_line(&self.message);
         match self.field.as_str() {
             "" => write!(f, "row {}: {message}", self.row),
-            field => write!(f, "row {}: field `{}`: {message}", self.row, one_line(field)),
+            field => write!(
+                f,
+                "row {}: field `{}`: {message}",
+                self.row,
+                one_line(field)
+            ),
         }
     }
 }

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
+use mtrec_data::{DataConfig, FilesConfig};
+use mtrec_serve::api::{ApiError, parse_rows};
+use mtrec_serve::decode::RowDecoder;
 use mtrec_serve::{ErrorBody, Limits, PredictAnswer};
 use serde_json::{Value, json};
 
@@ -178,6 +181,44 @@ async fn bad_rows_are_4xx_naming_the_row_and_field_and_never_500() {
     assert_eq!(health["server_errors"], 0, "{health}");
     assert!(health["client_errors"].as_u64().unwrap() >= 15, "{health}");
     server.stop().await;
+}
+
+/// Found by `fuzz/fuzz_targets/request_decoder.rs` (its seeds `regression-*`): request keys
+/// are echoed in errors, so a key holding a line break made a multi-line `error`, and an
+/// empty key gave a row error that named no field.
+#[test]
+fn odd_request_keys_give_one_line_errors_that_name_them() {
+    let e = parse_rows(b"{\"\\n\"\"ro\x7fs\": []}").unwrap_err();
+    assert_eq!(e.status, 400);
+    assert_eq!(
+        e.message,
+        r"invalid JSON: unknown field `\n`, expected `rows` at line 1 column 5"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schema.toml"), SCHEMA).unwrap();
+    std::fs::write(dir.path().join("train.csv"), train_rows(100)).unwrap();
+    let files = FilesConfig::new("schema.toml", "train.csv");
+    let pre = mtrec_data::load(&DataConfig::Files(files), dir.path())
+        .unwrap()
+        .preprocessor;
+    let rows = parse_rows(
+        br#"{"rows": [{"user": "u1", "tags": "", "age": 1, "score": 2, "": 3},
+                      {"user": "u1", "tags": "", "age": 1, "score": 2, "a\nb": 3}]}"#,
+    )
+    .unwrap();
+    let e = ApiError::bad_rows(RowDecoder::new(&pre).encode(&pre, &rows).unwrap_err());
+    let reads = "the model reads `user`, `tags`, `age`, `score`";
+    assert_eq!(
+        e.message,
+        format!("row 0: an empty key is no field; {reads} (and 1 more bad rows)")
+    );
+    // The field stays the client's key; the error's text escapes it.
+    assert_eq!(e.rows[1].field, "a\nb");
+    assert_eq!(
+        e.rows[1].to_string(),
+        format!(r"row 1: field `a\nb`: unknown field; {reads}")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
