@@ -50,6 +50,11 @@
 /// The most layers a `layers` parameter may ask for; far beyond any network's depth.
 pub const MAX_LAYERS: usize = 64;
 
+/// The largest initial design: each point is a trained model, so a bigger one is a typo, and
+/// the design is drawn whole before the first trial (found by `fuzz/`'s `tune_space`: an
+/// `initial` of 25 million ran out of memory).
+pub const MAX_INITIAL: usize = 10_000;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -204,6 +209,12 @@ impl Space {
         let initial = raw.initial.unwrap_or((params.len() + 1).max(3));
         if initial == 0 {
             return Err(err(None, "initial must be at least 1".into()));
+        }
+        if initial > MAX_INITIAL {
+            return Err(err(
+                None,
+                format!("initial must be at most {MAX_INITIAL}, got {initial}"),
+            ));
         }
         Ok(Self {
             params,
@@ -601,6 +612,21 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    /// fuzz/'s tune_space found `initial = 25555555` drawing a design of 25 million points
+    /// before the first trial (out of memory, 2026-11-29); it must be refused when read.
+    #[test]
+    fn a_huge_initial_design_is_refused_when_read() {
+        let text = "trials = 4\ninitial = 25555555\n[objective]\nmetric = \"valid.loss\"\n\
+                    [[param]]\nkey = \"model.tower\"\ntype = \"int\"\nmin = 2\nmax = 64\n";
+        let err = Space::from_toml_str(text, Path::new("space.toml"))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("initial must be at most 10000"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        let ok = text.replace("25555555", "10000");
+        assert!(Space::from_toml_str(&ok, Path::new("space.toml")).is_ok());
+    }
 
     /// fuzz/'s tune_space found `layers = 10776627963145224190` overflowing a vector's
     /// capacity when the first trial was drawn (2026-11-29); it must be refused when read.
