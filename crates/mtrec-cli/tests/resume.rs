@@ -364,10 +364,10 @@ fn one_run_per_folder_no_state_discards_and_epochs_can_grow() {
     let out = dir.path().join("run");
     let out_s = out.display().to_string();
 
-    let lock = std::fs::File::create(dir.path().join("run.lock")).unwrap();
+    let lock = std::fs::File::create(dir.path().join(".run.lock")).unwrap();
     lock.try_lock().unwrap();
     let o = mtrec_env(&["train", "--config", &cfg, "--out", &out_s], None);
-    common::assert_clean_failure(&o, &["another mtrec is already writing to", "run.lock"]);
+    common::assert_clean_failure(&o, &["another mtrec is already writing to", ".run.lock"]);
     drop(lock);
 
     let o = mtrec_env(

@@ -80,7 +80,8 @@ pub fn state_file(
     Ok(((!args.no_state).then_some(file), lock))
 }
 
-/// Locks `<out>.lock` beside the output folder.
+/// Locks `.<name>.lock` beside the output folder `<name>` (hidden: it stays, empty, after
+/// the run; removing it would let a run that opened it just before lock a deleted file).
 fn lock_beside(out: &Path) -> Result<std::fs::File> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -88,7 +89,7 @@ fn lock_beside(out: &Path) -> Result<std::fs::File> {
     };
     std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
     let name = format!(
-        "{}.lock",
+        ".{}.lock",
         out.file_name().unwrap_or_default().to_string_lossy()
     );
     crate::lock::lock_folder(&parent, &name, || {
