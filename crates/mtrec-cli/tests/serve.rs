@@ -20,21 +20,28 @@ fn s(p: &Path) -> String {
 fn served_predictions_equal_mtrec_predict_sighup_reloads_and_sigterm_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let o = mtrec(&[
-        "train",
-        "--config",
-        "configs/synthetic-mmoe.toml",
-        "--out",
-        &s(&run),
-        "--set",
-        "data.n_train=600",
-        "--set",
-        "data.n_valid=100",
-        "--set",
-        "data.n_test=100",
-        "--epochs",
-        "1",
-    ]);
+    // A small synthetic model saved to `run` (seeded by `extra`'s --seed when given).
+    let train = |extra: &[&str]| {
+        let run = s(&run);
+        let mut args = vec![
+            "train",
+            "--config",
+            "configs/synthetic-mmoe.toml",
+            "--out",
+            &run,
+            "--set",
+            "data.n_train=600",
+            "--set",
+            "data.n_valid=100",
+            "--set",
+            "data.n_test=100",
+            "--epochs",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        mtrec(&args)
+    };
+    let o = train(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let pre: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("preprocessor.json")).unwrap())
@@ -124,23 +131,7 @@ fn served_predictions_equal_mtrec_predict_sighup_reloads_and_sigterm_stops_clean
 
     // A new checkpoint saved over the served one, then SIGHUP: the server answers with it,
     // again exactly as `mtrec predict` does.
-    let o = mtrec(&[
-        "train",
-        "--config",
-        "configs/synthetic-mmoe.toml",
-        "--out",
-        &s(&run),
-        "--set",
-        "data.n_train=600",
-        "--set",
-        "data.n_valid=100",
-        "--set",
-        "data.n_test=100",
-        "--epochs",
-        "1",
-        "--seed",
-        "2",
-    ]);
+    let o = train(&["--seed", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = mtrec(&[
         "predict",

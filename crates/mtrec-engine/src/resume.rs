@@ -130,14 +130,14 @@ impl StateFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(EngineError::io(&self.path, e)),
         };
-        let (header, snapshot) = decode(&self.path, &bytes)?;
-        if header.fingerprint != self.fingerprint {
+        let (fingerprint, snapshot) = decode(&self.path, &bytes)?;
+        if fingerprint != self.fingerprint {
             return Err(state_err(
                 &self.path,
                 format!(
                     "it was written by a run of another config ({}); resuming would mix two \
                      experiments: give this run another --out, or pass --restart to discard it",
-                    first_difference(&header.fingerprint, &self.fingerprint)
+                    first_difference(&fingerprint, &self.fingerprint)
                 ),
             ));
         }
@@ -273,7 +273,7 @@ fn encode(w: &mut impl Write, fingerprint: &str, s: &Snapshot) -> std::io::Resul
 
 /// Reads a state file, refusing in one line one that is cut short, padded or not a state.
 /// Declared lengths are checked against the bytes present before anything is allocated.
-fn decode(path: &Path, bytes: &[u8]) -> Result<(Header, Snapshot), EngineError> {
+fn decode(path: &Path, bytes: &[u8]) -> Result<(String, Snapshot), EngineError> {
     if bytes.len() < 16 || &bytes[..8] != MAGIC {
         return Err(state_err(
             path,
@@ -315,10 +315,10 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<(Header, Snapshot), EngineError> 
         body = tail;
     }
     let snapshot = Snapshot {
-        values: header.values.clone(),
+        values: header.values,
         blobs,
     };
-    Ok((header, snapshot))
+    Ok((header.fingerprint, snapshot))
 }
 
 /// Every float parameter of a module (and running statistic, such as batch norm's) in
@@ -461,30 +461,25 @@ pub fn restore_params<M: Module>(module: M, bytes: &[u8], ids: bool) -> Result<M
 /// `search-epoch`: after a search epoch's state is written). A real kill at a chosen moment,
 /// which a timer from outside cannot aim at.
 pub fn kill_point(point: &str) {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static CHECKED: AtomicBool = AtomicBool::new(false);
-    static TARGET: Mutex<Option<(String, u64, u64)>> = Mutex::new(None);
-    if !CHECKED.swap(true, Ordering::Relaxed) {
-        let parsed = std::env::var("MTREC_KILL_AT").ok().and_then(|v| {
-            let (p, n) = v.rsplit_once(':')?;
-            Some((p.to_string(), n.parse().ok()?, 0))
-        });
-        *TARGET.lock().unwrap_or_else(|e| e.into_inner()) = parsed;
-    }
-    let mut target = TARGET.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((p, n, seen)) = target.as_mut()
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let target = TARGET.get_or_init(|| {
+        let v = std::env::var("MTREC_KILL_AT").ok()?;
+        let (p, n) = v.rsplit_once(':')?;
+        Some((p.to_string(), n.parse().ok()?))
+    });
+    if let Some((p, n)) = target
         && p == point
+        && SEEN.fetch_add(1, Ordering::Relaxed) + 1 == *n
     {
-        *seen += 1;
-        if *seen == *n {
-            #[cfg(unix)]
-            // SAFETY: raising a signal on this process; SIGKILL cannot be caught.
-            unsafe {
-                libc::raise(libc::SIGKILL);
-            }
-            std::process::abort();
+        #[cfg(unix)]
+        // SAFETY: raising a signal on this process; SIGKILL cannot be caught.
+        unsafe {
+            libc::raise(libc::SIGKILL);
         }
+        std::process::abort();
     }
 }
 

@@ -307,10 +307,6 @@ impl Trainer for Stepper {
         self.weighting.weights()
     }
 
-    fn resumable(&self) -> bool {
-        true
-    }
-
     fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {
         save_core(snapshot, self.model(), &self.optim, self.weighting.as_ref())?;
         if let Some(table) = &self.lazy {

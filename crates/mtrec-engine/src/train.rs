@@ -349,16 +349,6 @@ pub fn fit_resumable(
     let selection_weights = cfg.weighting.selection_weights(names)?;
     let ad_device = device.clone().autodiff();
     let mut stepper = trainer(model, cfg, data, &ad_device)?;
-    let state_file = match state_file {
-        Some(f) if !stepper.resumable() => {
-            tracing::warn!(
-                "this trainer cannot save its state: no {} is kept, and a killed run starts over",
-                f.path.display()
-            );
-            None
-        }
-        f => f,
-    };
     // A finished search's state holds no training loop yet: its finetune starts fresh.
     let saved = match state_file {
         Some(f) => f

@@ -691,10 +691,6 @@ impl Trainer for CrossDistil {
         self.weighting.weights()
     }
 
-    fn resumable(&self) -> bool {
-        true
-    }
-
     fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {
         save_core(snapshot, self.model(), &self.optim, self.weighting.as_ref())?;
         snapshot.put(

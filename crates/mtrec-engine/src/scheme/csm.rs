@@ -394,10 +394,6 @@ impl Trainer for Csm {
         vec![1.0 / self.kinds.len() as f64; self.kinds.len()]
     }
 
-    fn resumable(&self) -> bool {
-        true
-    }
-
     fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {
         self.nets().save_state(snapshot)?;
         let own = self.ownership.as_ref().expect("computed in prepare");

@@ -277,10 +277,6 @@ impl Trainer for Lt4rec {
         vec![1.0 / self.kinds.len() as f64; self.kinds.len()]
     }
 
-    fn resumable(&self) -> bool {
-        true
-    }
-
     /// The joint phase's state (states are written from the first epoch on, after the
     /// pruning rounds of `prepare`, whose masks it holds).
     fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {

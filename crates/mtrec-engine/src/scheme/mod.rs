@@ -107,19 +107,9 @@ pub trait Trainer {
     /// validation loss uses fixed weights instead (`WeightingConfig::selection_weights`).
     fn eval_weights(&self) -> Vec<f64>;
 
-    /// Whether [`Trainer::save_state`] captures everything later steps depend on, so that a
-    /// killed run can resume exactly.
-    fn resumable(&self) -> bool {
-        false
-    }
-
-    /// Adds the trainer's state (weights, optimizer, weighting) to `snapshot`.
-    fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {
-        let _ = snapshot;
-        Err(EngineError::Invalid(
-            "this training scheme cannot save its state".into(),
-        ))
-    }
+    /// Adds everything later steps depend on (weights, optimizer, weighting, the scheme's
+    /// own state) to `snapshot`, so that a killed run can resume exactly.
+    fn save_state(&self, snapshot: &mut Snapshot) -> Result<(), EngineError>;
 
     /// Takes back what [`Trainer::save_state`] wrote (read from `file`), on a trainer built
     /// as the saved one was, in place of [`Trainer::prepare`] (`data` is the run's data).
@@ -128,12 +118,7 @@ pub trait Trainer {
         snapshot: &Snapshot,
         file: &Path,
         data: &Dataset,
-    ) -> Result<(), EngineError> {
-        let _ = (snapshot, file, data);
-        Err(EngineError::Invalid(
-            "this training scheme cannot resume".into(),
-        ))
-    }
+    ) -> Result<(), EngineError>;
 }
 
 /// The feature layout the model is built for: the data's, plus a scheme's extra outputs.
